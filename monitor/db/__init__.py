@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 ORM tables, Alembic migrations and session handling."""
