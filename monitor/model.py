@@ -166,6 +166,8 @@ class Subject:
     audience_before: Audience | None = None
     audience_after: Audience | None = None
     event: Mapping[str, JSON] = field(default_factory=dict)
+    account_kind: str = ""  # school | classroom | department
+    within_office_hours: bool | None = None  # for own posts: None when no office_hours set
 
 
 @dataclass(frozen=True, slots=True)

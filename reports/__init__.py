@@ -1,0 +1,1 @@
+"""Email output: view models, Jinja2 templates (HTML and text, en and fr) and the mailer."""
