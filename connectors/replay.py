@@ -65,7 +65,7 @@ class ReplayConnector(Connector, platform="replay"):
             raise MalformedPayloadError(f"replay file {path} unreadable: {exc}") from None
         start = int(cursors.get(CURSOR, "0") or 0)
         items: list[Item] = []
-        snapshot: SettingsSnapshot | None = None
+        snapshots: list[SettingsSnapshot] = []
         warnings: list[str] = []
         consumed = start
         for index in range(start, len(lines)):
@@ -90,14 +90,15 @@ class ReplayConnector(Connector, platform="replay"):
                 continue
             try:
                 if event.get("type") == "settings":
-                    snapshot = _snapshot(event, at)
+                    snapshots.append(_snapshot(event, at))
                 else:
                     items.append(_item(event, at, account.id))
             except (ValueError, KeyError, TypeError) as exc:
                 warnings.append(f"{path}:{lineno}: skipped malformed event: {_describe(exc)}")
         return PollResult(
             items=items,
-            settings_snapshot=snapshot,
+            settings_snapshot=snapshots[-1] if snapshots else None,
+            earlier_snapshots=snapshots[:-1],
             new_cursors={CURSOR: str(consumed)} if consumed != start else {},
             warnings=warnings,
         )
@@ -158,4 +159,6 @@ def _snapshot(event: dict[str, Any], at: datetime) -> SettingsSnapshot:
     fields = event.get("fields", {})
     if not isinstance(fields, dict):
         raise ValueError("'fields' must be an object")
-    return SettingsSnapshot(taken_at=at, audience=audience, fields=fields, role_holders=roles, raw=event)
+    return SettingsSnapshot(
+        taken_at=at, audience=audience, fields=fields, role_holders=roles, raw=event
+    )

@@ -179,7 +179,18 @@ class AccountConfig(Strict):
     moderation: Literal["off", "hide"] = "off"
     settings_interval: Duration = timedelta(hours=1)
     enabled: bool = True
+    office_hours: str | None = None
+    role_holders: dict[str, Email] = {}
     options: dict[str, Any] = {}
+
+    @field_validator("office_hours")
+    @classmethod
+    def _office_hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            from monitor.hours import parse_office_hours
+
+            parse_office_hours(value)
+        return value
 
     @field_validator("credentials")
     @classmethod
@@ -188,7 +199,7 @@ class AccountConfig(Strict):
             if not key.endswith("_env"):
                 raise ValueError(
                     f"credential key {key!r} must end in '_env' and name an environment "
-                    "variable, e.g. bearer_token_env = \"GRADE5_X_TOKEN\""
+                    'variable, e.g. bearer_token_env = "GRADE5_X_TOKEN"'
                 )
         return value
 
@@ -200,10 +211,15 @@ class AccountConfig(Strict):
         return value.rstrip("/") if value else value
 
 
+class DigestConfig(Strict):
+    send_empty_digest: bool = False
+
+
 class Config(Strict):
     database: DatabaseConfig = DatabaseConfig()
     mail: MailConfig
     schedule: ScheduleConfig = ScheduleConfig()
+    digest: DigestConfig = DigestConfig()
     schools: list[SchoolConfig] = Field(min_length=1)
     accounts: list[AccountConfig] = []
     state_dir: Path = Path("var")

@@ -135,6 +135,9 @@ class PollResult:
 
     items: list[Item] = field(default_factory=list)
     settings_snapshot: SettingsSnapshot | None = None
+    # snapshots older than `settings_snapshot` read in the same poll (a replay of
+    # history), oldest first: each is diffed against the one before it
+    earlier_snapshots: list[SettingsSnapshot] = field(default_factory=list)
     new_cursors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 

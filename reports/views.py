@@ -71,6 +71,7 @@ class DigestView:
     period_end: datetime
     accounts: list[AccountDigest]
     health: list[AccountHealthView] = field(default_factory=list)
+    timezone: str = "UTC"  # IANA zone the reader's times are shown in (the school's)
 
     @property
     def finding_count(self) -> int:
@@ -88,6 +89,7 @@ class UrgentView:
     findings: list[FindingView]
     ack_url: str | None = None
     escalation_step: int = 0  # 0: first alert; n: n-th step up the ladder
+    timezone: str = "UTC"  # IANA zone the reader's times are shown in (the school's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ Timestamps are stored as UTC; SQLite hands them back naive, so read them through
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -39,7 +39,11 @@ UtcDateTime = DateTime(timezone=True)
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class School(Base):
@@ -212,3 +216,19 @@ class NotificationFinding(Base):
     __table_args__ = (
         UniqueConstraint("recipient", "kind", "finding_id", name="uq_notification_findings_once"),
     )
+
+
+class JobRun(Base):
+    """A once-only job occurrence (a school's digest for one day): the row is the lock.
+
+    Inserting the row claims the run; a second process or a restart that tries the
+    same (job, key) fails the unique constraint and skips it.  This is what makes
+    catch-up after downtime send a digest once, and not twice.
+    """
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ran_at: Mapped[datetime]
+    worker: Mapped[str | None] = mapped_column(String(128))

@@ -63,7 +63,9 @@ def detector_class(name: str) -> type[Detector]:
     try:
         return _DETECTORS[name]
     except KeyError:
-        raise KeyError(f"unknown detector {name!r}; known: {', '.join(sorted(_DETECTORS))}") from None
+        raise KeyError(
+            f"unknown detector {name!r}; known: {', '.join(sorted(_DETECTORS))}"
+        ) from None
 
 
 def registered_detectors() -> dict[str, type[Detector]]:
@@ -152,8 +154,7 @@ class ProfanityDetector(Detector, name="profanity"):
         assert isinstance(params, ProfanityParams)
         self._threshold = params.threshold
         self._words = (
-            re2.compile(r"\b(?:" + "|".join(re.escape(w) for w in params.words) + r")\b",
-                        _ci())
+            re2.compile(r"\b(?:" + "|".join(re.escape(w) for w in params.words) + r")\b", _ci())
             if params.words
             else None
         )

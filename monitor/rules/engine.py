@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from monitor.model import Detection, Subject
 from monitor.rules.detectors import Detector
-from monitor.rules.pack import Rule, RulePack, load_shipped_pack, SHIPPED_PACKS
+from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_shipped_pack
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,12 @@ class RuleEngine:
             try:
                 matches = compiled.detector.detect(subject)
             except Exception:
-                log.exception("rule %s failed on a %s of account %s", rule.id, subject.kind,
-                              subject.account_id)
+                log.exception(
+                    "rule %s failed on a %s of account %s",
+                    rule.id,
+                    subject.kind,
+                    subject.account_id,
+                )
                 continue
             if not matches:
                 continue

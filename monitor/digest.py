@@ -1,0 +1,128 @@
+"""Daily digests: queue one per account owner per school with what they have not seen.
+
+A finding goes into a recipient's digest once (the notification_findings table
+refuses a second time).  The scheduled run for a school's day is claimed through
+`job_runs`, so a restart after `digest_time` catches up exactly once, and a second
+run the same day sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.config import Config, SchoolConfig
+from monitor.db.tables import Finding, JobRun, NotificationFinding
+from monitor.store import queue_notification
+from reports.render import message_id_for
+
+log = logging.getLogger(__name__)
+
+MAILED_SEVERITIES = ("digest", "urgent")
+
+
+def owners_of(config: Config, school: SchoolConfig) -> list[str]:
+    owners: dict[str, None] = {}
+    for account in config.accounts:
+        if account.school == school.id:
+            for owner in account.owners:
+                owners.setdefault(owner)
+    return list(owners)
+
+
+class DigestPlanner:
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        mail_domain: str,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.clock = clock
+        self.mail_domain = mail_domain
+
+    def queue_due(self) -> int:
+        """Queue today's digests for every school whose local digest time has passed."""
+        now = self.clock()
+        queued = 0
+        for school in self.config.schools:
+            local = now.astimezone(self.config.school_timezone(school))
+            if local.time() < self.config.schedule.digest_time:
+                continue
+            if not self._claim(f"digest:{school.id}", local.date().isoformat(), now):
+                continue
+            queued += self.queue_school(school, now)
+        return queued
+
+    def queue_now(self, recipient: str | None = None) -> int:
+        """`digest --now`: queue for every owner (or one) immediately, whatever the time."""
+        now = self.clock()
+        return sum(self.queue_school(s, now, only=recipient) for s in self.config.schools)
+
+    def queue_school(self, school: SchoolConfig, now: datetime, only: str | None = None) -> int:
+        queued = 0
+        local_day = now.astimezone(self.config.school_timezone(school)).date().isoformat()
+        with self.sessions.begin() as session:
+            for owner in owners_of(self.config, school):
+                if only is not None and owner != only:
+                    continue
+                findings = self.unsent_findings(session, school, owner)
+                if findings:
+                    key = f"digest:{school.id}:{owner}:{max(f.id for f in findings)}"
+                elif self.config.digest.send_empty_digest:
+                    key = f"digest:{school.id}:{owner}:empty:{local_day}"
+                else:
+                    continue
+                row = queue_notification(
+                    session,
+                    key=key,
+                    kind="digest",
+                    recipient=owner,
+                    school_id=school.id,
+                    findings=findings,
+                    now=now,
+                    message_id=message_id_for(key, self.mail_domain),
+                )
+                queued += row is not None
+        return queued
+
+    def unsent_findings(self, session: Session, school: SchoolConfig, owner: str) -> list[Finding]:
+        accounts = [
+            a.id for a in self.config.accounts if a.school == school.id and owner in a.owners
+        ]
+        if not accounts:
+            return []
+        already = exists().where(
+            NotificationFinding.finding_id == Finding.id,
+            NotificationFinding.recipient == owner,
+            NotificationFinding.kind == "digest",
+        )
+        return list(
+            session.scalars(
+                select(Finding)
+                .where(
+                    Finding.school_id == school.id,
+                    Finding.account_id.in_(accounts),
+                    Finding.severity.in_(MAILED_SEVERITIES),
+                    ~already,
+                )
+                .order_by(Finding.id)
+            )
+        )
+
+    def _claim(self, job: str, key: str, now: datetime) -> bool:
+        try:
+            with self.sessions.begin() as session:
+                if session.get(JobRun, (job, key)) is not None:
+                    return False
+                session.add(JobRun(job=job, key=key, ran_at=now))
+        except IntegrityError:
+            return False
+        return True

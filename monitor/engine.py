@@ -1,0 +1,250 @@
+"""The poll cycle: poll each due account, store what is new, evaluate, alert.
+
+One account's result is stored in one transaction: its new items, findings,
+settings snapshot, urgent alerts (outbox rows) and advanced cursors commit
+together or not at all.  So a crash between two polls resumes exactly where the
+last commit left off, and an item seen again is never stored or reported twice.
+Mail is sent after commit by the outbox, never inside the transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.base import AccountPoll, Connector, ConnectorError, connector_class
+from monitor.config import AccountConfig, Config
+from monitor.db.tables import Account
+from monitor.evaluate import Evaluation, Evaluator
+from monitor.model import Author, Item, PollResult
+from monitor.store import load_cursors, save_cursors, storable_text, store_new_items, sync_registry
+from monitor.timeutil import as_utc
+
+log = logging.getLogger(__name__)
+
+# Health states after which the owner is told (once) that monitoring stopped.
+_NOTIFY_HEALTH = {"auth", "permission", "malformed", "error"}
+
+
+@dataclass
+class AccountOutcome:
+    account_id: str
+    platform: str
+    new_items: int = 0
+    findings: list[tuple[str, str]] = field(default_factory=list)  # (section, severity)
+    notifications: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CycleReport:
+    outcomes: list[AccountOutcome] = field(default_factory=list)
+
+    @property
+    def new_items(self) -> int:
+        return sum(o.new_items for o in self.outcomes)
+
+    @property
+    def notifications(self) -> int:
+        return sum(o.notifications for o in self.outcomes)
+
+
+class PollEngine:
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        evaluator: Evaluator,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.evaluator = evaluator
+        self.clock = clock
+        self._connectors: dict[str, Connector] = {}
+
+    def connector(self, platform: str) -> Connector:
+        if platform not in self._connectors:
+            self._connectors[platform] = connector_class(platform)()
+        return self._connectors[platform]
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+
+    def due_accounts(self, now: datetime, *, force: bool = False) -> list[AccountConfig]:
+        """Accounts whose interval has passed and that no rate limit holds back."""
+        with self.sessions.begin() as session:
+            sync_registry(session, self.config)
+            rows = {a.id: a for a in session.scalars(select(Account))}
+        due = []
+        interval = self.config.schedule.poll_interval
+        for account in self.config.accounts:
+            row = rows[account.id]
+            if not account.enabled:
+                continue
+            if row.not_before is not None and as_utc(row.not_before) > now:
+                continue
+            if not force and row.last_poll_at is not None:
+                # a little slack so a tick that fires a second early still polls
+                if as_utc(row.last_poll_at) + interval * 0.95 > now:
+                    continue
+            due.append(account)
+        return due
+
+    def poll_cycle(self, *, force: bool = False) -> CycleReport:
+        now = self.clock()
+        accounts = self.due_accounts(now, force=force)
+        by_platform: dict[str, list[AccountConfig]] = defaultdict(list)
+        for account in accounts:
+            by_platform[account.platform].append(account)
+        report = CycleReport()
+        if not by_platform:
+            return report
+        with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="poll") as pool:
+            futures = {
+                platform: pool.submit(self._poll_platform, platform, group, now)
+                for platform, group in by_platform.items()
+            }
+            for future in futures.values():
+                report.outcomes.extend(future.result())
+        return report
+
+    def _poll_platform(
+        self, platform: str, accounts: Sequence[AccountConfig], now: datetime
+    ) -> list[AccountOutcome]:
+        with self.sessions() as session:
+            polls = [AccountPoll(a, load_cursors(session, a.id)) for a in accounts]
+        try:
+            results = self.connector(platform).poll_many(polls, now)
+        except Exception as exc:  # a connector bug must not kill the cycle
+            log.exception("connector %s failed", platform)
+            results = {
+                a.id: ConnectorError(f"connector failure: {type(exc).__name__}") for a in accounts
+            }
+        outcomes = []
+        for account in accounts:
+            result = results.get(account.id) or ConnectorError("connector returned no result")
+            try:
+                outcomes.append(self.store_result(account, result, now))
+            except Exception as exc:
+                log.exception("storing the poll of account %s failed", account.id)
+                outcomes.append(
+                    AccountOutcome(
+                        account.id, platform, error=f"storage failure: {type(exc).__name__}"
+                    )
+                )
+        return outcomes
+
+    def store_result(
+        self, account: AccountConfig, result: PollResult | ConnectorError, now: datetime
+    ) -> AccountOutcome:
+        outcome = AccountOutcome(account.id, account.platform)
+        with self.sessions.begin() as session:
+            row = session.get_one(Account, account.id)
+            row.last_poll_at = now
+            if isinstance(result, ConnectorError):
+                outcome.error = result.reason
+                self._record_failure(session, account, row, result, now, outcome)
+                return outcome
+            outcome.warnings = list(result.warnings)
+            for warning in result.warnings:
+                log.warning("account %s: %s", account.id, warning)
+            items = [_storable(i) for i in result.items if i.account_id == account.id]
+            new = store_new_items(session, items, now)
+            outcome.new_items = len(new)
+            evaluations = [self.evaluator.evaluate_items(session, account, new, now)]
+            if result.settings_snapshot is not None:
+                for snapshot in [*result.earlier_snapshots, result.settings_snapshot]:
+                    evaluations.append(
+                        self.evaluator.evaluate_snapshot(session, account, snapshot, now)
+                    )
+                row.settings_polled_at = now
+            save_cursors(session, account.id, result.new_cursors, now)
+            if row.health not in ("ok", "new"):
+                log.info("account %s is healthy again (was %s)", account.id, row.health)
+                row.health, row.health_reason, row.health_since = "ok", None, now
+            row.last_success_at, row.not_before = now, None
+            _collect(outcome, evaluations)
+        return outcome
+
+    def _record_failure(
+        self,
+        session: Session,
+        account: AccountConfig,
+        row: Account,
+        error: ConnectorError,
+        now: datetime,
+        outcome: AccountOutcome,
+    ) -> None:
+        log.warning("account %s: poll failed (%s): %s", account.id, error.health, error.reason)
+        if error.retry_after:
+            row.not_before = now + timedelta(seconds=error.retry_after)
+        changed = row.health != error.health
+        if changed:
+            row.health, row.health_since = error.health, now
+        row.health_reason = error.reason
+        if changed and error.health in _NOTIFY_HEALTH:
+            since = as_utc(row.health_since or now).isoformat()
+            text = f"Monitoring stopped ({error.health}): {error.reason}"
+            _collect(
+                outcome,
+                [
+                    self.evaluator.evaluate_health(
+                        session, account, f"health:{error.health}:{since}", text, now
+                    )
+                ],
+            )
+
+    def check_staleness(self) -> list[AccountOutcome]:
+        """Section 8 asks for regular monitoring: flag accounts not polled successfully."""
+        now = self.clock()
+        stale_after = self.config.schedule.stale_after
+        outcomes = []
+        with self.sessions.begin() as session:
+            sync_registry(session, self.config)
+            for account in self.config.accounts:
+                if not account.enabled:
+                    continue
+                row = session.get_one(Account, account.id)
+                last = as_utc(row.last_success_at) if row.last_success_at else None
+                if last is None or last + stale_after > now:
+                    continue
+                outcome = AccountOutcome(account.id, account.platform)
+                hours = int((now - last).total_seconds() // 3600)
+                text = f"Not monitored successfully for {hours} hours"
+                _collect(
+                    outcome,
+                    [
+                        self.evaluator.evaluate_health(
+                            session, account, f"stale:{last.isoformat()}", text, now
+                        )
+                    ],
+                )
+                outcomes.append(outcome)
+        return outcomes
+
+
+def _collect(outcome: AccountOutcome, evaluations: Sequence[Evaluation]) -> None:
+    for ev in evaluations:
+        outcome.findings.extend((f.section, f.severity) for f in ev.findings)
+        outcome.notifications += ev.notifications
+
+
+def _storable(item: Item) -> Item:
+    """Clean text fields once, so rules, evidence offsets and storage all see the same text."""
+    a = item.author
+    return dataclasses.replace(
+        item,
+        text=storable_text(item.text),
+        author=Author(storable_text(a.id), storable_text(a.handle), storable_text(a.display_name)),
+    )

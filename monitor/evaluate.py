@@ -1,0 +1,291 @@
+"""Turn what one poll returned into findings and urgent alerts, inside its transaction.
+
+This is where the monitoring duties meet storage: new items become subjects for
+the rule engine, a settings snapshot is diffed against the last one (section 5),
+role holders who are not staff become registry events (section 8), and every
+urgent finding queues an alert to the principal in the same transaction, so a
+crash can never record a crisis without also recording the alert for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from monitor.config import AccountConfig, Config, SchoolConfig
+from monitor.db.tables import Finding, StoredItem, StoredSnapshot
+from monitor.hours import parse_office_hours, within
+from monitor.model import (
+    Audience,
+    Detection,
+    Item,
+    ItemKind,
+    SettingsChange,
+    SettingsSnapshot,
+    Severity,
+    Subject,
+    SubjectKind,
+)
+from monitor.rules import RuleEngine
+from monitor.store import previous_snapshot, queue_notification, record_finding, store_snapshot
+from reports.render import message_id_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    findings: list[Finding] = field(default_factory=list)
+    notifications: int = 0
+
+
+def item_subject(
+    item: Item, account: AccountConfig, school: SchoolConfig, config: Config
+) -> Subject:
+    in_hours: bool | None = None
+    if item.kind is ItemKind.OWN_POST and account.office_hours:
+        local = item.created_at.astimezone(config.school_timezone(school))
+        in_hours = within(parse_office_hours(account.office_hours), local)
+    return Subject(
+        kind=SubjectKind(item.kind.value),
+        account_id=account.id,
+        school_id=school.id,
+        language=school.language,
+        text=item.text,
+        item=item,
+        account_kind=account.kind,
+        within_office_hours=in_hours,
+    )
+
+
+def settings_changes(old: StoredSnapshot, new: SettingsSnapshot) -> list[SettingsChange]:
+    changes = []
+    for key in sorted(set(old.fields) | set(new.fields)):
+        before, after = old.fields.get(key), new.fields.get(key)
+        if before != after:
+            changes.append(SettingsChange(key, before, after))
+    if int(old.audience) != int(new.audience):
+        changes.append(
+            SettingsChange(
+                "audience", Audience(old.audience).name.lower(), new.audience.name.lower()
+            )
+        )
+    return changes
+
+
+def describe_changes(changes: Sequence[SettingsChange]) -> str:
+    return "; ".join(f"{c.field}: {_show(c.old)} → {_show(c.new)}" for c in changes)
+
+
+def _show(value: Any) -> str:
+    text = "(none)" if value is None else str(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+class Evaluator:
+    """Applies the rule engine to one account's poll and queues its urgent alerts."""
+
+    def __init__(self, config: Config, rules: RuleEngine, mail_domain: str) -> None:
+        self.config = config
+        self.rules = rules
+        self.mail_domain = mail_domain
+
+    def evaluate_items(
+        self,
+        session: Session,
+        account: AccountConfig,
+        new: Sequence[tuple[Item, StoredItem]],
+        now: datetime,
+    ) -> Evaluation:
+        school = self.config.school(account.school)
+        subjects = [item_subject(item, account, school, self.config) for item, _ in new]
+        verdicts = self._evaluate(subjects)
+        out = Evaluation()
+        for (item, row), detections in zip(new, verdicts, strict=True):
+            summary = f"{item.kind.value} by {item.author.display_name or item.author.handle}"
+            self._record(
+                session,
+                out,
+                account,
+                SubjectKind(item.kind.value),
+                f"item:{row.id}",
+                detections,
+                item.text,
+                summary,
+                now,
+                item_id=row.id,
+            )
+        return out
+
+    def evaluate_snapshot(
+        self, session: Session, account: AccountConfig, snap: SettingsSnapshot, now: datetime
+    ) -> Evaluation:
+        school = self.config.school(account.school)
+        before = previous_snapshot(session, account.id)
+        row = store_snapshot(session, account.id, snap)
+        out = Evaluation()
+        if before is not None:
+            changes = settings_changes(before, snap)
+            if changes:
+                text = describe_changes(changes)
+                subject = Subject(
+                    kind=SubjectKind.SETTINGS_CHANGE,
+                    account_id=account.id,
+                    school_id=school.id,
+                    language=school.language,
+                    text=text,
+                    changes=tuple(changes),
+                    audience_before=Audience(before.audience),
+                    audience_after=snap.audience,
+                    account_kind=account.kind,
+                )
+                self._record(
+                    session,
+                    out,
+                    account,
+                    SubjectKind.SETTINGS_CHANGE,
+                    f"snapshot:{row.id}",
+                    self._evaluate([subject])[0],
+                    text,
+                    text,
+                    now,
+                    snapshot_id=row.id,
+                )
+        for holder in snap.role_holders:
+            email = holder.email or account.role_holders.get(holder.platform_user_id)
+            if school.is_staff(email):
+                continue
+            who = holder.name or holder.platform_user_id
+            text = f"{who} holds the role {holder.role or 'unknown'} but is not registered staff"
+            subject = Subject(
+                kind=SubjectKind.REGISTRY,
+                account_id=account.id,
+                school_id=school.id,
+                language=school.language,
+                text=text,
+                account_kind=account.kind,
+                event={"role_holder": who, "role": holder.role, "reason": "not registered staff"},
+            )
+            self._record(
+                session,
+                out,
+                account,
+                SubjectKind.REGISTRY,
+                f"role:{holder.platform_user_id}",
+                self._evaluate([subject])[0],
+                text,
+                text,
+                now,
+                snapshot_id=row.id,
+            )
+        return out
+
+    def evaluate_health(
+        self, session: Session, account: AccountConfig, key: str, text: str, now: datetime
+    ) -> Evaluation:
+        school = self.config.school(account.school)
+        subject = Subject(
+            kind=SubjectKind.ACCOUNT_HEALTH,
+            account_id=account.id,
+            school_id=school.id,
+            language=school.language,
+            text=text,
+            account_kind=account.kind,
+            event={"reason": text},
+        )
+        out = Evaluation()
+        self._record(
+            session,
+            out,
+            account,
+            SubjectKind.ACCOUNT_HEALTH,
+            key,
+            self._evaluate([subject])[0],
+            text,
+            text,
+            now,
+        )
+        return out
+
+    def _evaluate(self, subjects: Sequence[Subject]) -> list[list[Detection]]:
+        if not subjects:
+            return []
+        batch = getattr(self.rules, "evaluate_batch", None)
+        if batch is not None:
+            return list(batch(subjects))
+        return [self.rules.evaluate(s) for s in subjects]
+
+    def _record(
+        self,
+        session: Session,
+        out: Evaluation,
+        account: AccountConfig,
+        kind: SubjectKind,
+        dedupe_key: str,
+        detections: Sequence[Detection],
+        text: str,
+        summary: str,
+        now: datetime,
+        *,
+        item_id: int | None = None,
+        snapshot_id: int | None = None,
+    ) -> None:
+        urgent: list[tuple[Finding, Detection]] = []
+        for detection in detections:
+            finding = record_finding(
+                session,
+                account=account,
+                subject_kind=kind,
+                dedupe_key=dedupe_key,
+                detection=detection,
+                text=text,
+                summary=summary,
+                now=now,
+                item_id=item_id,
+                snapshot_id=snapshot_id,
+            )
+            if finding is None:
+                continue
+            out.findings.append(finding)
+            if detection.severity is Severity.URGENT:
+                urgent.append((finding, detection))
+        if urgent:
+            out.notifications += self._queue_urgent(session, account, dedupe_key, urgent, now)
+
+    def _queue_urgent(
+        self,
+        session: Session,
+        account: AccountConfig,
+        dedupe_key: str,
+        urgent: Sequence[tuple[Finding, Detection]],
+        now: datetime,
+    ) -> int:
+        """One alert per recipient per subject, however many urgent rules fired on it."""
+        school = self.config.school(account.school)
+        recipients: dict[str, list[Finding]] = defaultdict(list)
+        for finding, detection in urgent:
+            recipients[school.principal].append(finding)
+            if detection.notify_owner_now:
+                for owner in account.owners:
+                    recipients[owner].append(finding)
+        queued = 0
+        for recipient, findings in recipients.items():
+            key = f"urgent:{account.id}:{dedupe_key}:{recipient}"
+            row = queue_notification(
+                session,
+                key=key,
+                kind="urgent",
+                recipient=recipient,
+                school_id=school.id,
+                findings=findings,
+                now=now,
+                message_id=message_id_for(key, self.mail_domain),
+            )
+            queued += row is not None
+        return queued

@@ -1,0 +1,58 @@
+"""Logging to stderr (journald picks it up), with every configured secret redacted.
+
+Connectors never log tokens on purpose; the filter is the second line of defence
+against a library that echoes a URL holding `access_token=...`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from monitor.config import Config
+from monitor.secrets import known_secret_values
+
+_TOKEN_IN_URL = re.compile(r"(access_token|token|password)=[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactingFilter(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _TOKEN_IN_URL.sub(r"\1=***", message)
+        for secret in self.secrets:
+            clean = clean.replace(secret, "***")
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self.redact_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+    def redact_text(self, text: str) -> str:
+        text = _TOKEN_IN_URL.sub(r"\1=***", text)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def secret_names(config: Config) -> list[str]:
+    names = [n for n in (config.mail.username_env, config.mail.password_env) if n]
+    for account in config.accounts:
+        names.extend(account.credentials.values())
+    return names
+
+
+def configure_logging(config: Config | None, *, verbose: bool = False) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if config is not None:
+        handler.addFilter(RedactingFilter(known_secret_values(secret_names(config))))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("apscheduler", "urllib3", "alembic", "requests_oauthlib", "tweepy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,149 @@
+"""The outbox: queued notifications are rendered and sent after their transaction commits.
+
+A notification row is written in the same transaction as the findings it covers;
+this module sends it later, with retries and backoff while the mail server is
+down, and marks it sent.  Its Message-ID is derived from the idempotency key, so a
+send repeated after a crash (sent, then killed before marking) is recognisable as
+the same message by every mail client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.config import Config
+from monitor.db.tables import Notification
+from monitor.timeutil import as_utc
+from monitor.views import digest_view, urgent_view
+from reports.mailer import Mailer, MailError
+from reports.render import render_digest, render_urgent
+from reports.views import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass
+class SendReport:
+    sent: list[tuple[str, str, str | None]] = field(default_factory=list)  # (kind, to, path)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, to, error)
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min ... capped at an hour: SMTP outages are usually short."""
+    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+class Outbox:
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        mailer: Mailer,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.mailer = mailer
+        self.clock = clock
+
+    def render(self, session: Session, note: Notification) -> OutgoingMessage:
+        findings = list(note.findings)
+        if note.kind == "digest":
+            rendered = render_digest(
+                digest_view(
+                    session,
+                    self.config,
+                    note.recipient,
+                    note.school_id,
+                    findings,
+                    as_utc(note.created_at),
+                )
+            )
+        else:
+            rendered = render_urgent(
+                urgent_view(session, self.config, note.recipient, note.school_id, findings)
+            )
+        return OutgoingMessage(
+            to=note.recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=note.message_id,
+        )
+
+    def drain(self, *, limit: int = 500) -> SendReport:
+        """Send every due notification; urgent ones first."""
+        report = SendReport()
+        now = self.clock()
+        with self.sessions() as session:
+            due = list(
+                session.scalars(
+                    select(Notification.id)
+                    .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+                    .order_by((Notification.kind != "urgent"), Notification.id)
+                    .limit(limit)
+                )
+            )
+        for note_id in due:
+            self._send_one(note_id, report)
+        return report
+
+    def _send_one(self, note_id: int, report: SendReport) -> None:
+        with self.sessions.begin() as session:
+            note = session.get_one(Notification, note_id)
+            if note.status != "pending":
+                return
+            try:
+                message = self.render(session, note)
+                path = self.mailer.send(message)
+            except MailError as exc:
+                self._retry_later(note, str(exc))
+                report.failed.append((note.kind, note.recipient, str(exc)))
+                return
+            except Exception as exc:  # a rendering bug: keep the row, retry later, log
+                log.exception("notification %s could not be rendered", note_id)
+                self._retry_later(note, f"render failure: {type(exc).__name__}")
+                report.failed.append((note.kind, note.recipient, type(exc).__name__))
+                return
+            note.status, note.sent_at, note.subject, note.path = (
+                "sent",
+                self.clock(),
+                message.subject,
+                path,
+            )
+            note.attempts += 1
+            note.last_error = None
+            report.sent.append((note.kind, note.recipient, path))
+
+    def _retry_later(self, note: Notification, error: str) -> None:
+        note.attempts += 1
+        note.last_error = error[:1000]
+        if note.attempts >= MAX_ATTEMPTS:
+            note.status = "failed"
+            log.error(
+                "giving up on %s notification %s to %s after %d attempts: %s",
+                note.kind,
+                note.id,
+                note.recipient,
+                note.attempts,
+                error,
+            )
+        else:
+            note.next_attempt_at = self.clock() + backoff(note.attempts)
+            log.warning(
+                "%s notification %s to %s not sent (attempt %d): %s",
+                note.kind,
+                note.id,
+                note.recipient,
+                note.attempts,
+                error,
+            )

@@ -1,0 +1,65 @@
+"""Wires configuration, storage, connectors, rules and the outbox into one service object.
+
+The CLI, the daemon and the tests all build a `Service`; a test can hand in its own
+clock (time-machine) or mailer, but everything else is the real thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from monitor.config import Config
+from monitor.db.session import ensure_schema, make_engine, session_factory
+from monitor.digest import DigestPlanner
+from monitor.engine import CycleReport, PollEngine
+from monitor.evaluate import Evaluator
+from monitor.outbox import Outbox, SendReport
+from monitor.rules import RuleEngine
+from monitor.timeutil import utcnow
+from reports.mailer import Mailer
+
+
+class Service:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rules: RuleEngine | None = None,
+        mailer: Mailer | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.db = engine or make_engine(config.database.url)
+        ensure_schema(self.db)
+        self.sessions = session_factory(self.db)
+        self.rules = rules or RuleEngine.shipped()
+        mail_domain = config.mail.sender.rsplit("@", 1)[1]
+        self.evaluator = Evaluator(config, self.rules, mail_domain)
+        self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
+        self.outbox = Outbox(
+            config, self.sessions, mailer or Mailer.from_config(config.mail), clock
+        )
+        self.digests = DigestPlanner(config, self.sessions, clock, mail_domain)
+
+    def poll_once(self, *, force: bool = False) -> tuple[CycleReport, SendReport]:
+        """One monitoring cycle: poll, store, evaluate, then send what it queued."""
+        report = self.poller.poll_cycle(force=force)
+        report.outcomes.extend(self.poller.check_staleness())
+        return report, self.outbox.drain()
+
+    def digest_now(self, recipient: str | None = None) -> SendReport:
+        self.digests.queue_now(recipient)
+        return self.outbox.drain()
+
+    def digest_due(self) -> SendReport:
+        self.digests.queue_due()
+        return self.outbox.drain()
+
+    def close(self) -> None:
+        self.poller.close()
+        self.db.dispose()

@@ -1,0 +1,151 @@
+"""Build the reports' view models from stored findings, scoped to one school.
+
+Scoping is enforced here, once: every view is built for a (recipient, school)
+pair and a finding from another school is refused with an error, so no template
+can ever be handed another school's content.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from monitor.config import Config
+from monitor.db.tables import Account, Finding
+from monitor.timeutil import as_utc
+from reports.render import section_title
+from reports.views import (
+    AccountDigest,
+    AccountHealthView,
+    DigestView,
+    FindingView,
+    SectionGroup,
+    UrgentView,
+)
+
+
+class ScopeError(RuntimeError):
+    """A finding of one school was about to reach a recipient of another."""
+
+
+def finding_view(finding: Finding, account: Account) -> FindingView:
+    item = finding.item
+    if item is not None:
+        author = " ".join(
+            p
+            for p in (item.author_name, f"@{item.author_handle}" if item.author_handle else "")
+            if p
+        )
+        text, url, created = item.text, item.url, as_utc(item.created_at)
+    else:
+        author, text, url, created = "", finding.summary, None, as_utc(finding.created_at)
+    return FindingView(
+        id=finding.id,
+        account_id=account.id,
+        account_handle=account.handle,
+        platform=account.platform,
+        subject_kind=finding.subject_kind,
+        section=finding.section,
+        category=finding.category,
+        severity=finding.severity,
+        rule_id=finding.rule_id,
+        message=finding.message,
+        action=finding.action,
+        text=text,
+        evidence_start=finding.evidence_start,
+        evidence_end=finding.evidence_end,
+        author=author or "(unknown)",
+        url=url,
+        created_at=created,
+        summary=finding.summary,
+    )
+
+
+def _check_scope(findings: Sequence[Finding], school_id: str) -> None:
+    for f in findings:
+        if f.school_id != school_id:
+            raise ScopeError(
+                f"finding {f.id} of school {f.school_id} is not for school {school_id}"
+            )
+
+
+def urgent_view(
+    session: Session,
+    config: Config,
+    recipient: str,
+    school_id: str,
+    findings: Sequence[Finding],
+    *,
+    ack_url: str | None = None,
+    escalation_step: int = 0,
+) -> UrgentView:
+    _check_scope(findings, school_id)
+    school = config.school(school_id)
+    views = [finding_view(f, session.get_one(Account, f.account_id)) for f in findings]
+    return UrgentView(
+        recipient=recipient,
+        school_id=school.id,
+        school_name=school.name,
+        language=school.language,
+        findings=views,
+        ack_url=ack_url,
+        escalation_step=escalation_step,
+    )
+
+
+def digest_view(
+    session: Session,
+    config: Config,
+    recipient: str,
+    school_id: str,
+    findings: Sequence[Finding],
+    now: datetime,
+) -> DigestView:
+    _check_scope(findings, school_id)
+    school = config.school(school_id)
+    owned = [a for a in config.accounts if a.school == school_id and recipient in a.owners]
+    grouped: dict[str, dict[str, list[FindingView]]] = defaultdict(lambda: defaultdict(list))
+    rows = {a.id: session.get_one(Account, a.id) for a in owned}
+    for f in sorted(findings, key=lambda f: (f.account_id, f.section, f.id)):
+        account = rows.get(f.account_id)
+        if account is None:
+            raise ScopeError(
+                f"finding {f.id} is on account {f.account_id}, not owned by the recipient"
+            )
+        grouped[f.account_id][f.section].append(finding_view(f, account))
+    accounts = [
+        AccountDigest(
+            account_id=account_id,
+            handle=rows[account_id].handle,
+            platform=rows[account_id].platform,
+            sections=[
+                SectionGroup(section, section_title(section, school.language), views)
+                for section, views in sorted(sections.items())
+            ],
+        )
+        for account_id, sections in grouped.items()
+    ]
+    health = [
+        AccountHealthView(
+            account_id=row.id,
+            handle=row.handle,
+            platform=row.platform,
+            health=row.health,
+            reason=row.health_reason,
+            last_success_at=as_utc(row.last_success_at) if row.last_success_at else None,
+        )
+        for row in rows.values()
+        if row.health != "ok"
+    ]
+    return DigestView(
+        recipient=recipient,
+        school_id=school.id,
+        school_name=school.name,
+        language=school.language,
+        period_end=now,
+        accounts=accounts,
+        health=health,
+    )
