@@ -113,6 +113,10 @@ AUTH_ERROR_CODES = frozenset({32, 64, 89, 99, 135, 215, 326})
 RETRYABLE = (tweepy.TwitterServerError, requests.Timeout, requests.ConnectionError)
 
 
+class RequestRejectedError(ConnectorError):
+    """X refused one request as invalid (400/404); a poll may skip just that request."""
+
+
 class XOptions(BaseModel):
     """Keys an X account may set in its ``options`` table."""
 
@@ -172,10 +176,10 @@ class _XClient(tweepy.Client):
 class _Client:
     """A cached client and what it was built from, to rebuild it when that changes."""
 
-    client: _XClient
+    client: _XClient = field(repr=False)
     key: str
     scope: str  # the rate-limit scope of its credentials
-    secrets: tuple[str, ...]  # for redaction of error text only
+    secrets: tuple[str, ...] = field(repr=False)  # for redaction of error text only
 
 
 @dataclass(slots=True)
@@ -188,7 +192,11 @@ class _Ctx:
     user_context: bool = False
 
     def scope(self, endpoint: str) -> str:
+        """Where a 429 counts: the app for bearer requests, the account for user context."""
         return f"{self.client.scope}:{endpoint}"
+
+    def account_scope(self, endpoint: str) -> str:
+        return f"account:{self.account.id}:{endpoint}"
 
 
 @dataclass(slots=True)
@@ -313,6 +321,7 @@ class XConnector(Connector, platform="x"):
                 out.add(item)
                 if tweet.get("conversation_id") == item.external_id:
                     watch.start(item.external_id, item.created_at, now)
+        watch.changed |= watch.lost  # rebuilt: the fresh watch replaces the unreadable one
         _advance(out, OWN_POSTS, since, tweets)
 
     def _poll_mentions(
@@ -341,9 +350,16 @@ class XConnector(Connector, platform="x"):
             fetch = partial(
                 ctx.client.client.search_recent_tweets, f"conversation_id:{conversation_id}"
             )
-            tweets, users = self._pages(
-                ctx, "search", fetch, "next_token", out.warnings, since_id=since
-            )
+            try:
+                tweets, users = self._pages(
+                    ctx, "search", fetch, "next_token", out.warnings, since_id=since
+                )
+            except RequestRejectedError as exc:
+                # e.g. a since_id X now deems older than its 7-day window: one thread
+                # must not block every later poll of the account, so stop watching it
+                out.warnings.append(f"stopped watching X thread {conversation_id}: {exc.reason}")
+                watch.drop(conversation_id)
+                continue
             for tweet in tweets:
                 kind = _kind(tweet, ctx.account.external_id, watch, ItemKind.REPLY)
                 item = _item(tweet, users, kind, ctx.account.id, now, out.warnings)
@@ -380,9 +396,12 @@ class XConnector(Connector, platform="x"):
         """Follow ``meta.next_token`` until it is absent or `max_pages` is reached."""
         tweets: list[dict[str, Any]] = []
         users: dict[str, dict[str, Any]] = {}
-        params = {k: v for k, v in params.items() if v is not None}
-        params |= {"max_results": 100, "expansions": EXPANSIONS, "tweet_fields": TWEET_FIELDS}
-        params["user_fields"] = USER_FIELDS
+        params = {k: v for k, v in params.items() if v is not None} | {
+            "max_results": 100,
+            "expansions": EXPANSIONS,
+            "tweet_fields": TWEET_FIELDS,
+            "user_fields": USER_FIELDS,
+        }
         for _ in range(ctx.options.max_pages):
             body = self._request(ctx, endpoint, partial(fetch, **params))
             page_tweets, page_users, next_token = _page(body, endpoint)
@@ -402,7 +421,7 @@ class XConnector(Connector, platform="x"):
     ) -> dict[str, Any]:
         """One API call with the rate-limit ledger, bounded retries and error mapping."""
         scope = ctx.scope(endpoint)
-        wait = self._ledger.wait_for([scope])
+        wait = self._ledger.wait_for([scope, ctx.account_scope(endpoint)])
         if wait is not None:
             raise RateLimitedError(
                 f"X rate limit for {endpoint} reached; next try in {wait:.0f}s", retry_after=wait
@@ -431,11 +450,14 @@ class XConnector(Connector, platform="x"):
     ) -> RateLimitedError:
         """Block the scope until X's reset (or a default backoff when X gives none)."""
         now = self._ledger.now()
-        reset = exc.reset_time or _daily_reset(exc.response.headers)
+        headers = exc.response.headers
+        if header_int(headers, "x-user-limit-24hour-remaining") == 0:
+            scope = ctx.account_scope(endpoint)  # this user's daily cap, not the app's
+        reset = exc.reset_time or _daily_reset(headers)
         until = reset if reset is not None else now + ctx.options.rate_limit_backoff_seconds
         until = max(until, now + 1)
         self._ledger.block(scope, until)
-        who = "this account" if ctx.user_context else "every account using this app token"
+        who = "this account" if scope.startswith("account:") else "accounts on this app token"
         return RateLimitedError(
             f"X rate limit for {endpoint} reached (429) for {who}; next try in {until - now:.0f}s",
             retry_after=until - now,
@@ -519,7 +541,7 @@ class _Watch:
     def __init__(self, entries: dict[str, list[str]], *, lost: bool = False) -> None:
         self._entries = entries
         self.lost = lost  # the stored cursor was unreadable: rebuild from 7 days of own posts
-        self.changed = lost
+        self.changed = False
 
     @classmethod
     def load(cls, raw: str | None, now: datetime, warnings: list[str]) -> _Watch:
@@ -547,6 +569,10 @@ class _Watch:
         if conversation_id in self._entries or now - started >= SEARCH_WINDOW:
             return
         self._entries[conversation_id] = [conversation_id, started.isoformat(), ""]
+        self.changed = True
+
+    def drop(self, conversation_id: str) -> None:
+        self._entries.pop(conversation_id, None)
         self.changed = True
 
     def since(self, conversation_id: str) -> str:
@@ -746,8 +772,8 @@ def _http_error(exc: tweepy.HTTPException, endpoint: str, secrets: Sequence[str]
             "and the account's permissions"
         )
     if isinstance(exc, tweepy.NotFound):
-        return ConnectorError(f"X found nothing for {endpoint} (404: {detail})")
-    return ConnectorError(f"X rejected {endpoint} ({status}: {detail})")
+        return RequestRejectedError(f"X found nothing for {endpoint} (404: {detail})")
+    return RequestRejectedError(f"X rejected {endpoint} ({status}: {detail})")
 
 
 def _problem(exc: tweepy.HTTPException) -> dict[str, Any]:

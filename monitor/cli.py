@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from monitor.actions import ActionError
 from monitor.config import Config, ConfigError, load_config
 from monitor.db.session import SchemaError, make_engine, upgrade
 from monitor.db.tables import Account, Finding
@@ -242,6 +243,49 @@ def _finding_record(f: Finding) -> dict[str, Any]:
         "excerpt": excerpt(text, f.evidence_start or 0, f.evidence_end or 0),
         "url": f.item.url if f.item is not None else None,
     }
+
+
+@findings_app.command("ack")
+def findings_ack(
+    finding_id: Annotated[int, typer.Argument(help="Finding id (see `findings list`).")],
+    by: Annotated[str, typer.Option("--by", help="Who is handling it (email).")],
+) -> None:
+    """Acknowledge an urgent finding: stops its escalation."""
+    service = _service(_config())
+    try:
+        changed = service.acknowledge(finding_id, by)
+    except ActionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        service.close()
+    if changed:
+        console.print(
+            f"acknowledged findings {', '.join(map(str, changed))} for {by}", markup=False
+        )
+    else:
+        console.print(f"finding {finding_id} was already acknowledged", markup=False)
+
+
+@findings_app.command("resolve")
+def findings_resolve(
+    finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+    action: Annotated[
+        str, typer.Option("--action", help="removed | hidden | reported | no-action")
+    ],
+    note: Annotated[str, typer.Option("--note", help="What was done and why.")] = "",
+    by: Annotated[str | None, typer.Option("--by", help="Who resolved it (email).")] = None,
+) -> None:
+    """Record what was done about a finding (section 8: document, then remove)."""
+    service = _service(_config())
+    try:
+        service.resolve(finding_id, action, note, by)
+    except ActionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    finally:
+        service.close()
+    console.print(f"finding {finding_id} resolved: {action}", markup=False)
 
 
 @db_app.command("upgrade")

@@ -213,6 +213,35 @@ class AccountConfig(Strict):
 
 class DigestConfig(Strict):
     send_empty_digest: bool = False
+    summary_to_principal: bool = True
+
+
+class AlertsConfig(Strict):
+    escalate_after: Duration = timedelta(minutes=30)
+
+
+class BoardConfig(Strict):
+    name: str = "School board"
+    safety_contacts: list[Email] = []
+    it_contacts: list[Email] = []
+
+
+class WebConfig(Strict):
+    """The acknowledgement page: the one-click link in every urgent email."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    base_url: str = "http://127.0.0.1:8080"
+    key_env: EnvName | None = None
+    link_ttl: Duration = timedelta(days=7)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(:\d+)?(/\S*)?$", value):
+            raise ValueError("expected an http:// or https:// base URL")
+        return value.rstrip("/")
 
 
 class Config(Strict):
@@ -220,6 +249,9 @@ class Config(Strict):
     mail: MailConfig
     schedule: ScheduleConfig = ScheduleConfig()
     digest: DigestConfig = DigestConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    board: BoardConfig = BoardConfig()
+    web: WebConfig = WebConfig()
     schools: list[SchoolConfig] = Field(min_length=1)
     accounts: list[AccountConfig] = []
     state_dir: Path = Path("var")

@@ -286,6 +286,7 @@ class Evaluator:
                 findings=findings,
                 now=now,
                 message_id=message_id_for(key, self.mail_domain),
+                incident=f"{account.id}:{dedupe_key}",
             )
             queued += row is not None
         return queued

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.acklinks import AckSigner
 from monitor.config import Config
 from monitor.db.tables import Notification
 from monitor.timeutil import as_utc
@@ -49,11 +50,13 @@ class Outbox:
         sessions: sessionmaker[Session],
         mailer: Mailer,
         clock: Callable[[], datetime],
+        signer: AckSigner | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
         self.mailer = mailer
         self.clock = clock
+        self.signer = signer
 
     def render(self, session: Session, note: Notification) -> OutgoingMessage:
         findings = list(note.findings)
@@ -69,8 +72,19 @@ class Outbox:
                 )
             )
         else:
+            ack_url = None
+            if self.signer is not None and findings:
+                ack_url = self.signer.url(self.config, findings[0].id, note.recipient, self.clock())
             rendered = render_urgent(
-                urgent_view(session, self.config, note.recipient, note.school_id, findings)
+                urgent_view(
+                    session,
+                    self.config,
+                    note.recipient,
+                    note.school_id,
+                    findings,
+                    ack_url=ack_url,
+                    escalation_step=note.escalation_step,
+                )
             )
         return OutgoingMessage(
             to=note.recipient,

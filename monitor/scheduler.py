@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_INTERVAL = timedelta(seconds=30)
 DIGEST_CHECK_INTERVAL = timedelta(minutes=1)
+ESCALATION_INTERVAL = timedelta(minutes=1)
 
 
 class Daemon:
@@ -57,6 +58,9 @@ class Daemon:
     def outbox_tick(self) -> None:
         self._guarded("outbox", self.service.outbox.drain)
 
+    def escalation_tick(self) -> None:
+        self._guarded("escalation", self.service.escalate)
+
     def digest_tick(self) -> None:
         self._guarded("digest", self.service.digest_due)
 
@@ -77,6 +81,12 @@ class Daemon:
             id="outbox",
             **common,
         )
+        self.scheduler.add_job(
+            self.escalation_tick,
+            IntervalTrigger(seconds=ESCALATION_INTERVAL.total_seconds()),
+            id="escalation",
+            **common,
+        )
         # Checked every minute (and once at start) rather than a cron at digest_time, so a
         # daemon that was down at digest_time catches up on start, in each school's zone.
         self.scheduler.add_job(
@@ -92,6 +102,12 @@ class Daemon:
         threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 
     def run(self) -> None:
+        web = None
+        if self.service.config.web.enabled and self.service.signer is not None:
+            from monitor.web import WebServer
+
+            web = WebServer(self.service)
+            web.start()
         self.schedule()
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -102,5 +118,7 @@ class Daemon:
         )
         self.scheduler.start()
         self.service.outbox.drain()
+        if web is not None:
+            web.stop()
         self.service.close()
         log.info("policywatch stopped")

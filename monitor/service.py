@@ -11,10 +11,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from monitor.acklinks import AckSigner
+from monitor.actions import acknowledge, resolve
 from monitor.config import Config
 from monitor.db.session import ensure_schema, make_engine, session_factory
 from monitor.digest import DigestPlanner
 from monitor.engine import CycleReport, PollEngine
+from monitor.escalation import Escalator
 from monitor.evaluate import Evaluator
 from monitor.outbox import Outbox, SendReport
 from monitor.rules import RuleEngine
@@ -41,16 +44,31 @@ class Service:
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
+        self.signer = AckSigner.from_config(config) if config.web.enabled else None
         self.outbox = Outbox(
-            config, self.sessions, mailer or Mailer.from_config(config.mail), clock
+            config, self.sessions, mailer or Mailer.from_config(config.mail), clock, self.signer
         )
         self.digests = DigestPlanner(config, self.sessions, clock, mail_domain)
+        self.escalator = Escalator(config, self.sessions, clock, mail_domain)
 
     def poll_once(self, *, force: bool = False) -> tuple[CycleReport, SendReport]:
         """One monitoring cycle: poll, store, evaluate, then send what it queued."""
         report = self.poller.poll_cycle(force=force)
         report.outcomes.extend(self.poller.check_staleness())
         return report, self.outbox.drain()
+
+    def escalate(self) -> SendReport:
+        """Climb the ladder for unacknowledged urgent alerts, then send."""
+        self.escalator.run()
+        return self.outbox.drain()
+
+    def acknowledge(self, finding_id: int, by: str) -> list[int]:
+        with self.sessions.begin() as session:
+            return [f.id for f in acknowledge(session, finding_id, by, self.clock())]
+
+    def resolve(self, finding_id: int, action: str, note: str, by: str | None = None) -> None:
+        with self.sessions.begin() as session:
+            resolve(session, finding_id, action, note, by, self.clock())
 
     def digest_now(self, recipient: str | None = None) -> SendReport:
         self.digests.queue_now(recipient)

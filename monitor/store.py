@@ -207,6 +207,8 @@ def queue_notification(
     findings: Iterable[Finding],
     now: datetime,
     message_id: str,
+    incident: str | None = None,
+    escalation_step: int = 0,
 ) -> Notification | None:
     """Write one outbox entry covering `findings`, unless the key was queued before.
 
@@ -226,8 +228,10 @@ def queue_notification(
         )
     )
     fresh = [f for f in findings if f.id not in covered]
-    if findings and not fresh:
+    if findings and not fresh and escalation_step == 0:
         return None
+    if escalation_step:
+        fresh = findings  # an escalation re-sends the same incident to a new person
     row = Notification(
         idempotency_key=key,
         kind=kind,
@@ -238,6 +242,8 @@ def queue_notification(
         created_at=now,
         next_attempt_at=now,
         message_id=message_id,
+        incident=incident,
+        escalation_step=escalation_step,
     )
     session.add(row)
     session.flush()

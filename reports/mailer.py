@@ -78,7 +78,9 @@ def outbox_name(message_id: str, recipient: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Smtp:
+class SmtpServer:
+    """Where and how to connect; secrets stay as variable names until the moment of login."""
+
     host: str
     port: int
     security: str
@@ -94,7 +96,9 @@ class _Smtp:
 class Mailer:
     """One place that knows how mail leaves the process."""
 
-    def __init__(self, sender: str, *, outbox_dir: Path | None = None, smtp: _Smtp | None = None):
+    def __init__(
+        self, sender: str, *, outbox_dir: Path | None = None, smtp: SmtpServer | None = None
+    ) -> None:
         if (outbox_dir is None) == (smtp is None):
             raise ValueError("a Mailer needs exactly one of an outbox directory or an SMTP server")
         self.sender = sender
@@ -106,7 +110,7 @@ class Mailer:
         if mail.outbox_dir is not None:
             return cls(mail.sender, outbox_dir=mail.outbox_dir)
         assert mail.host is not None  # MailConfig guarantees exactly one transport
-        smtp = _Smtp(
+        smtp = SmtpServer(
             host=mail.host,
             port=mail.port,
             security=mail.security,
@@ -154,7 +158,7 @@ class Mailer:
         return target
 
 
-def _credentials(smtp: _Smtp) -> tuple[str | None, str | None]:
+def _credentials(smtp: SmtpServer) -> tuple[str | None, str | None]:
     if smtp.username_env is None:
         return None, None
     if smtp.password_env is None:
@@ -165,7 +169,7 @@ def _credentials(smtp: _Smtp) -> tuple[str | None, str | None]:
         raise MailError(f"mail to {smtp.where}: {exc}") from None
 
 
-def _send_smtp(smtp: _Smtp, sender: str, to: str, mime: EmailMessage) -> None:
+def _send_smtp(smtp: SmtpServer, sender: str, to: str, mime: EmailMessage) -> None:
     """Hand the finished message to the server, with yagmail as the connection.
 
     yagmail 0.16's own `send()` cannot be used: it wraps contents in
@@ -205,9 +209,7 @@ def _send_smtp(smtp: _Smtp, sender: str, to: str, mime: EmailMessage) -> None:
         finally:
             yag.close()
     except (smtplib.SMTPException, OSError, yagmail.YagConnectionClosed) as exc:
-        raise MailError(
-            f"could not send mail via {smtp.where}: {_reason(exc, password)}"
-        ) from None
+        raise MailError(f"could not send mail via {smtp.where}: {_reason(exc, password)}") from None
 
 
 def _reason(exc: BaseException, password: str | None) -> str:

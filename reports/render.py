@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,11 +61,15 @@ _PLATFORM_NAMES = {"x": "X", "twitter": "X", "facebook": "Facebook", "instagram"
 # stylesheets are never fetched: a board template must not make the renderer
 # reach out to the network.
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"
-                        r"\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]")
+_INVISIBLE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]"
+)
 _BLANK_LINES = re.compile(r"\n{3,}")
-_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
+_DOMAIN = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +130,7 @@ def _platform_name(platform: str) -> str:
     return _PLATFORM_NAMES.get(platform.lower(), one_line(platform).title())
 
 
-def _make_when(tz_name: str) -> Any:
+def _make_when(tz_name: str) -> Callable[[datetime | None], str]:
     try:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):

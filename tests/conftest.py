@@ -77,6 +77,7 @@ def base_config(
         mail.update(host="127.0.0.1", port=smtp_port, security="none", timeout="5s")
     events = str(replay_file or tmp_path / "events.jsonl")
     return {
+        "state_dir": str(tmp_path / "state"),
         "database": {"url": db_url or f"sqlite:///{tmp_path / 'pw.db'}"},
         "mail": mail,
         "schedule": {

@@ -59,10 +59,14 @@ class CapturingSMTPServer:
     """
 
     def __init__(
-        self, *, credentials: tuple[str, str] | None = None, host: str = "127.0.0.1"
+        self,
+        *,
+        credentials: tuple[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
         self.host = host
-        self.port = free_port()
+        self.port = port or free_port()
         self.credentials = credentials
         self._messages: list[ReceivedMessage] = []
         self._raw: list[bytes] = []

@@ -498,3 +498,26 @@ def test_hide_forbidden_outside_own_thread(api: FakeXApi) -> None:
     with pytest.raises(PermissionDeniedError) as caught:
         XConnector().hide(acct, "2001")
     assert_no_secret(caught.value)
+
+
+def test_a_rejected_thread_search_drops_that_thread_only(api: FakeXApi) -> None:
+    api.add_tweet("2000", ME, "Post", NOW - timedelta(hours=2))
+    api.add_tweet("2100", ME, "Other post", NOW - timedelta(hours=1))
+    api.add_tweet("2101", "200", "Reply", NOW, conversation_id="2100", replied_to="2100")
+    api.fault("GET", r"/2/tweets/search/recent", status=400, body={
+        "errors": [{"parameters": {"since_id": ["2000"]},
+                    "message": "Invalid 'since_id':'2000'. 'since_id' must be a tweet id "
+                               "created after 2026-11-13T12:00Z"}],
+        "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request"})
+    result = XConnector().poll(account(api), fresh(), NOW)
+    # threads are searched least recently checked first, then by id: 2000 is rejected
+    assert "2101" in {i.external_id for i in result.items}
+    assert list(json.loads(result.new_cursors[CONVERSATIONS])) == ["2100"]
+    assert any("stopped watching" in w for w in result.warnings)
+
+
+def test_unreadable_watch_is_not_overwritten_before_it_is_rebuilt(api: FakeXApi) -> None:
+    api.fault("GET", r"/2/users/100/tweets", status=429, body=RATE_LIMITED)
+    with pytest.raises(RateLimitedError):
+        XConnector().poll(account(api), fresh(**{CONVERSATIONS: "[]]", OWN_POSTS: "5"}), NOW)

@@ -215,6 +215,14 @@ def test_html_is_self_contained_with_inlined_css(language: str) -> None:
         assert rendered.text.endswith("\n") and not rendered.text.endswith("\n\n")
 
 
+def test_subject_is_not_html_escaped_but_the_html_is() -> None:
+    view = dataclasses.replace(digest(), school_name="Smith & Jones <PS>")
+    rendered = render_digest(view)
+    assert rendered.subject == "policywatch daily digest — Smith & Jones <PS> — 2 findings"
+    assert "Smith &amp; Jones &lt;PS&gt;" in rendered.html
+    assert "Smith & Jones <PS>" in rendered.text
+
+
 def test_empty_digest_says_nothing_to_do() -> None:
     view = dataclasses.replace(digest(), accounts=[], health=[])
     rendered = render_digest(view)

@@ -197,6 +197,10 @@ class Notification(Base):
     message_id: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(Text)
     path: Mapped[str | None] = mapped_column(Text)
+    # urgent alerts: the incident (account + subject) they are about, and the rung of
+    # the escalation ladder (0 = the first alert to the principal)
+    incident: Mapped[str | None] = mapped_column(String(200), index=True)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)
 
     findings: Mapped[list[Finding]] = relationship(secondary="notification_findings")
 

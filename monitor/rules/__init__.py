@@ -1,6 +1,7 @@
 """The policy rule engine: rule packs (YAML data) applied by registered detectors."""
 
 from monitor.rules.engine import RuleEngine
-from monitor.rules.pack import Rule, RulePack, load_pack
+from monitor.rules.pack import PackError, Rule, RulePack, load_pack
+from monitor.rules.settings import RulesSettings
 
-__all__ = ["Rule", "RuleEngine", "RulePack", "load_pack"]
+__all__ = ["PackError", "Rule", "RuleEngine", "RulePack", "RulesSettings", "load_pack"]

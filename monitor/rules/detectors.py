@@ -1,23 +1,39 @@
 """Detectors: the code behind a rule; rules in the YAML packs choose one and set its params.
 
-A detector registers itself by subclassing `Detector` with `name=...`; its
-one-line docstring is the help shown by `policywatch rules detectors`, and its
-`Params` model validates the `params:` table of every rule that uses it.
+A detector registers itself by subclassing `Detector` with `name=...`; the first line
+of its docstring is the help shown by `policywatch rules detectors`, and its `Params`
+model validates the `params:` table of every rule that uses it.
+
+Detectors read a `Context`, not the bare subject, so the normalised text of a comment is
+computed once and shared by every rule, and the batch path can hand the profanity
+classifier's probabilities in precomputed.  A detector may declare `prefilter()`
+patterns: the engine scans all of them in one RE2 Set pass and skips rules whose
+patterns cannot match, which is what keeps the engine at tens of thousands of
+comments per second.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, ClassVar
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
-import phonenumbers
-import re2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from monitor.model import Audience, Subject, SubjectKind
+from monitor.model import Subject
+from monitor.rules.normalize import Normalized, View, normalize
+
+ViewName = Literal["text", "folded"]
 
 _DETECTORS: dict[str, type[Detector]] = {}
+_BUILTIN_MODULES = (
+    "monitor.rules.text_detectors",
+    "monitor.rules.personal",
+    "monitor.rules.profanity",
+    "monitor.rules.spam",
+    "monitor.rules.events",
+    "monitor.rules.protected",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +45,62 @@ class Match:
     end: int | None = None
 
 
+@dataclass
+class RuleEnv:
+    """Deployment resources some detectors need (set from `RulesSettings`).
+
+    Kept apart from rule params because they are the board's data, not the rule's:
+    the link allowlist, the protected-students index and the recent-comment window.
+    """
+
+    allowed_domains: tuple[str, ...] = ()
+    protected: Any = None  # monitor.rules.protected.ProtectedIndex | None
+    recent: Any = None  # monitor.rules.recent.RecentWindow | None
+
+
+class Context:
+    """One subject being evaluated, with its normalised views computed on first use."""
+
+    __slots__ = ("_norm", "memo", "probabilities", "subject")
+
+    def __init__(
+        self,
+        subject: Subject,
+        probabilities: dict[str, float] | None = None,
+        memo: dict[str, bytes] | None = None,
+    ) -> None:
+        self.subject = subject
+        self._norm: Normalized | None = None
+        # shared by the contexts of one batch, then dropped: model scores by input text,
+        # and salted token hashes (protected students) so each word is hashed once
+        self.probabilities = probabilities if probabilities is not None else {}
+        self.memo = memo if memo is not None else {}
+
+    @property
+    def norm(self) -> Normalized:
+        if self._norm is None:
+            self._norm = normalize(self.subject.text or "")
+        return self._norm
+
+    def view(self, name: ViewName) -> View:
+        return self.norm.text if name == "text" else self.norm.folded
+
+    def match(self, view: View, start: int, end: int, score: float = 1.0) -> Match:
+        """A Match whose span is mapped from `view` back to the original text."""
+        o_start, o_end = view.span(start, end)
+        return Match(score, o_start, o_end)
+
+
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """Patterns (already rewritten for RE2) of which one must match `view` for a hit."""
+
+    view: ViewName
+    patterns: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Detector:
@@ -48,18 +118,33 @@ class Detector:
         cls.name = name
         _DETECTORS[name] = cls
 
-    def __init__(self, params: BaseModel) -> None:
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         self.params = params
+        self.env = env if env is not None else RuleEnv()
 
     @classmethod
     def help(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0]
 
-    def detect(self, subject: Subject) -> list[Match]:
+    def prefilter(self) -> Prefilter | None:
+        """Patterns that must match for `detect` to have a chance; None: always run."""
+        return None
+
+    def model_input(self, ctx: Context) -> str | None:
+        """Text to classify with the profanity model (batched by the engine), if any."""
+        return None
+
+    def detect(self, ctx: Context) -> list[Match]:
         raise NotImplementedError
 
 
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
 def detector_class(name: str) -> type[Detector]:
+    _load_builtins()
     try:
         return _DETECTORS[name]
     except KeyError:
@@ -69,140 +154,5 @@ def detector_class(name: str) -> type[Detector]:
 
 
 def registered_detectors() -> dict[str, type[Detector]]:
+    _load_builtins()
     return dict(sorted(_DETECTORS.items()))
-
-
-# --- text detectors -----------------------------------------------------------------
-
-
-class PhraseParams(Params):
-    patterns: list[str] = Field(min_length=1)
-    exclude: list[str] = []
-    score: float = 1.0
-
-
-def _compile(patterns: list[str]) -> Any:
-    options = re2.Options()
-    options.case_sensitive = False
-    options.never_capture = True
-    return re2.compile("|".join(f"(?:{p})" for p in patterns), options)
-
-
-class PhraseDetector(Detector, name="phrases"):
-    """Case-insensitive RE2 phrase patterns, with exclusion patterns for idioms."""
-
-    Params = PhraseParams
-
-    def __init__(self, params: BaseModel) -> None:
-        super().__init__(params)
-        assert isinstance(params, PhraseParams)
-        self._score = params.score
-        self._match = _compile(params.patterns)
-        self._exclude = _compile(params.exclude) if params.exclude else None
-
-    def detect(self, subject: Subject) -> list[Match]:
-        text = subject.text
-        if self._exclude is not None and self._exclude.search(text):
-            return []
-        m = self._match.search(text)
-        if m is None:
-            return []
-        return [Match(self._score, m.start(), m.end())]
-
-
-_EMAIL = re2.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-
-
-class EmailDetector(Detector, name="email_address"):
-    """Email addresses written in the text."""
-
-    def detect(self, subject: Subject) -> list[Match]:
-        m = _EMAIL.search(subject.text)
-        return [Match(1.0, m.start(), m.end())] if m else []
-
-
-class PhoneParams(Params):
-    region: str = "CA"
-
-
-class PhoneDetector(Detector, name="phone_number"):
-    """Phone numbers that the phonenumbers library accepts as possible in the region."""
-
-    Params = PhoneParams
-
-    def detect(self, subject: Subject) -> list[Match]:
-        assert isinstance(self.params, PhoneParams)
-        for m in phonenumbers.PhoneNumberMatcher(
-            subject.text, self.params.region, leniency=phonenumbers.Leniency.POSSIBLE
-        ):
-            return [Match(1.0, m.start, m.end)]
-        return []
-
-
-class ProfanityParams(Params):
-    threshold: float = Field(0.8, ge=0.0, le=1.0)
-    words: list[str] = []
-
-
-class ProfanityDetector(Detector, name="profanity"):
-    """alt-profanity-check probability, plus a word list for words the model misses."""
-
-    Params = ProfanityParams
-
-    def __init__(self, params: BaseModel) -> None:
-        super().__init__(params)
-        assert isinstance(params, ProfanityParams)
-        self._threshold = params.threshold
-        self._words = (
-            re2.compile(r"\b(?:" + "|".join(re.escape(w) for w in params.words) + r")\b", _ci())
-            if params.words
-            else None
-        )
-
-    def detect(self, subject: Subject) -> list[Match]:
-        if self._words is not None and (m := self._words.search(subject.text)):
-            return [Match(1.0, m.start(), m.end())]
-        if not subject.text.strip():
-            return []
-        from profanity_check import predict_prob
-
-        prob = float(predict_prob([subject.text])[0])
-        return [Match(prob, 0, len(subject.text))] if prob >= self._threshold else []
-
-
-def _ci() -> Any:
-    options = re2.Options()
-    options.case_sensitive = False
-    return options
-
-
-# --- event detectors ----------------------------------------------------------------
-
-
-class AlwaysDetector(Detector, name="always"):
-    """Fires on every subject the rule applies to (new tags and mentions, health events)."""
-
-    def detect(self, subject: Subject) -> list[Match]:
-        return [Match(1.0)]
-
-
-class SettingsParams(Params):
-    direction: str = Field("any", pattern="^(any|more_public)$")
-
-
-class SettingsChangeDetector(Detector, name="settings_change"):
-    """A monitored setting changed; with direction=more_public only when exposure grew."""
-
-    Params = SettingsParams
-
-    def detect(self, subject: Subject) -> list[Match]:
-        assert isinstance(self.params, SettingsParams)
-        if subject.kind is not SubjectKind.SETTINGS_CHANGE:
-            return []
-        if self.params.direction == "more_public":
-            before = subject.audience_before
-            after = subject.audience_after
-            if before is None or after is None or after <= before:
-                return []
-            return [Match(1.0 if after is Audience.PUBLIC else 0.8)]
-        return [Match(1.0)] if subject.changes else []

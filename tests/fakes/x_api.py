@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 BEARER = "AAAAfake-bearer-token-for-tests-0123456789"
-UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401,
+                "detail": "Unauthorized"}
 RATE_LIMITED = {"title": "Too Many Requests", "type": "about:blank", "status": 429,
                 "detail": "Too Many Requests"}
 FORBIDDEN = {
@@ -116,14 +117,15 @@ class FakeXApi:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     # -- lifecycle ------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def __enter__(self) -> FakeXApi:
         self._thread.start()
@@ -186,7 +188,9 @@ class FakeXApi:
         if fault is not None:
             time.sleep(fault.delay)
             if not fault.passthrough:
-                raw = fault.body if isinstance(fault.body, bytes) else json.dumps(fault.body).encode()
+                raw = fault.body
+                if not isinstance(raw, bytes):
+                    raw = json.dumps(raw).encode()
                 return fault.status, fault.headers, raw
         status, payload = self._route(method, path, query, headers, body)
         return status, dict(self.rate_headers), json.dumps(payload).encode()
@@ -265,7 +269,7 @@ def _handler(api: FakeXApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _serve(self) -> None:
@@ -287,7 +291,11 @@ def _handler(api: FakeXApi) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout test)
 
-        do_GET = do_PUT = do_POST = _serve
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_PUT(self) -> None:
+            self._serve()
 
     return Handler
 

@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 20:23:05.941581
+Create Date: 2026-11-28 20:27:22.092655
 """
 
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 revision = "0001"
 down_revision = None
@@ -75,6 +76,8 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=255), nullable=False),
         sa.Column("subject", sa.Text(), nullable=True),
         sa.Column("path", sa.Text(), nullable=True),
+        sa.Column("incident", sa.String(length=200), nullable=True),
+        sa.Column("escalation_step", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["school_id"], ["schools.id"], name=op.f("fk_notifications_school_id_schools")
         ),
@@ -82,6 +85,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_notifications_idempotency_key")),
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notifications_incident"), ["incident"], unique=False)
         batch_op.create_index(
             "ix_notifications_pending", ["status", "next_attempt_at"], unique=False
         )
@@ -260,6 +264,7 @@ def downgrade() -> None:
     op.drop_table("cursors")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index("ix_notifications_pending")
+        batch_op.drop_index(batch_op.f("ix_notifications_incident"))
 
     op.drop_table("notifications")
     op.drop_table("accounts")

@@ -1,0 +1,81 @@
+"""Compile rule patterns for RE2 so that one rule written in plain words catches variants.
+
+Why rewrite patterns at all: rule authors write ``i want to die`` or ``j'ai plus envie``;
+comments arrive as ``iwanttodie`` (hashtags), ``i  want to die``, ``jai plus envie`` or
+``j ai``.  Rewriting every literal space to ``\\s*`` and every apostrophe to an optional
+apostrophe-or-space, plus folding accents (`fold_pattern`), lets the YAML stay readable.
+RE2 guarantees linear-time matching whatever the pattern or input, so no rule can hang
+the engine on adversarial text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import re2
+
+from monitor.rules.normalize import fold_pattern
+
+_QUANTIFIERS = frozenset("?*+{")
+
+
+def options(*, capture: bool = False) -> Any:
+    """Case-insensitive RE2 options with room for large alternations."""
+    opts = re2.Options()
+    opts.case_sensitive = False
+    opts.never_capture = not capture
+    opts.max_mem = 64 << 20
+    return opts
+
+
+def rewrite(pattern: str) -> str:
+    """Fold accents and make spaces and apostrophes tolerant (outside classes/escapes)."""
+    pattern = fold_pattern(pattern)
+    out: list[str] = []
+    i = 0
+    in_class = False
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        nxt = pattern[i + 1] if i + 1 < n else ""
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            out.append(c)
+            in_class = c != "]"
+        elif c == "[":
+            out.append(c)
+            in_class = True
+            if nxt == "]":  # "[]...]" : the first ']' is a literal
+                out.append(nxt)
+                i += 1
+        elif c == " " and nxt not in _QUANTIFIERS:
+            while i + 1 < n and pattern[i + 1] == " ":
+                i += 1
+            out.append(r"\s*")
+        elif c == "'" and nxt not in _QUANTIFIERS:
+            out.append(r"['\s]?")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def alternation(patterns: list[str]) -> str:
+    return "|".join(f"(?:{rewrite(p)})" for p in patterns)
+
+
+def compile_any(patterns: list[str], *, capture: bool = False) -> Any:
+    """One RE2 program matching any of the (rewritten) patterns."""
+    return re2.compile(alternation(patterns), options(capture=capture))
+
+
+def check(pattern: str) -> str:
+    """Raise ValueError naming the pattern if RE2 rejects it (used by pack validation)."""
+    try:
+        re2.compile(rewrite(pattern), options())
+    except re2.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not valid RE2 syntax: {exc}") from None
+    return pattern

@@ -1,0 +1,156 @@
+"""Personal-information detectors (section 5): contact details and identifiers of people.
+
+They read the *folded* view — zero-width characters and full-width digits removed,
+but digits and punctuation intact — because leetspeak decoding would turn a phone
+number into letters.  Every pattern is RE2 (linear time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+import re2
+from pydantic import BaseModel, Field
+
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.patterns import options
+
+
+def _program(source: str) -> Any:
+    return re2.compile(source, options())
+
+
+class _RegexDetector(Detector):
+    """Base: one RE2 program over the folded view; the first hit is the evidence."""
+
+    source: str = ""
+    score: float = 1.0
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        self._program = _program(self.source)
+
+    def prefilter(self) -> Prefilter:
+        return Prefilter("folded", (self.source,))
+
+    def detect(self, ctx: Context) -> list[Match]:
+        view = ctx.norm.folded
+        m = self._program.search(view.text)
+        return [ctx.match(view, m.start(), m.end(), self.score)] if m else []
+
+
+_EMAIL = (
+    r"[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
+    r"|[a-z0-9._\-]{2,}\s*(?:\(at\)|\[at\]|\{at\}|\sat\s)\s*[a-z0-9\-]+\s*"
+    r"(?:\(dot\)|\[dot\]|\{dot\}|\sdot\s|\.)\s*(?:com|ca|net|org)\b"
+)
+
+
+class EmailDetector(_RegexDetector, name="email_address"):
+    """Email addresses, including 'name (at) gmail (dot) com' spellings."""
+
+    source = _EMAIL
+
+
+_POSTAL = (
+    r"\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz][ \-]?[0-9][abceghjklmnprstvwxyz][0-9]\b"
+)
+
+
+class PostalCodeDetector(_RegexDetector, name="postal_code"):
+    """Canadian postal codes (A1A 1A1), which locate a home to a few dozen houses."""
+
+    source = _POSTAL
+
+
+_STREET_EN = (
+    r"street|st|avenue|ave|road|rd|drive|dr|crescent|cres|court|ct|boulevard|blvd|lane|ln"
+    r"|way|place|pl|circle|trail|terrace|highway|hwy|concession|sideroad"
+)
+_STREET_FR = r"rue|avenue|av|boulevard|boul|bd|chemin|ch|route|rang|place|croissant|promenade|allee"
+_ADDRESS = (
+    rf"\b[0-9]{{1,5}}[a-z]?,?\s+(?:[a-z][a-z'.\-]*\s+){{1,3}}(?:{_STREET_EN})\b\.?"
+    rf"|\b[0-9]{{1,5}}[a-z]?,?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
+    r"|\b(?:apt|apartment|unit|app|appartement|suite)\.?\s*#?\s*[0-9]{1,4}\b"
+    r"|\b(?:p\.?o\.?\s*box|c\.?p\.?|case postale|rr|r\.r\.)\s*#?\s*[0-9]{1,5}\b"
+)
+
+
+class StreetAddressDetector(_RegexDetector, name="street_address"):
+    """Street addresses (123 Pine Street, 45 rue Principale, apt 4, PO Box 12)."""
+
+    source = _ADDRESS
+    score = 0.9
+
+
+_OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|$)"
+
+
+class StudentNumberDetector(Detector, name="student_number"):
+    """Ontario Education Numbers: nine digits, often written 123-456-789."""
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        self._program = re2.compile(_OEN, options(capture=True))
+
+    def prefilter(self) -> Prefilter:
+        return Prefilter("folded", (_OEN,))
+
+    def detect(self, ctx: Context) -> list[Match]:
+        view = ctx.norm.folded
+        m = self._program.search(view.text)
+        return [ctx.match(view, m.start(1), m.end(1))] if m else []
+
+
+_MONTHS = (
+    r"jan|january|feb|february|mar|march|apr|april|may|jun|june|jul|july|aug|august"
+    r"|sep|sept|september|oct|october|nov|november|dec|december"
+    r"|janv|janvier|fev|fevr|fevrier|mars|avr|avril|mai|juin|juil|juillet|aout"
+    r"|septembre|octobre|novembre|decembre"
+)
+_DATE = (
+    r"[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:19|20)?[0-9]{2}"
+    r"|(?:19|20)[0-9]{2}[/.\-][0-9]{1,2}[/.\-][0-9]{1,2}"
+    rf"|(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\s*(?:19|20)[0-9]{{2}})?"
+    rf"|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+(?:{_MONTHS})\.?(?:,?\s*(?:19|20)[0-9]{{2}})?"
+)
+_BIRTH = (
+    r"\b(?:born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day"
+    r"|nee?s?|date de naissance|anniversaire|fete)\b"
+    rf"[^.!?\n]{{0,30}}?\b(?:{_DATE})"
+)
+
+
+class BirthdateDetector(_RegexDetector, name="birthdate"):
+    """A date of birth: a date within a few words of born/DOB/birthday/né le/date de naissance."""
+
+    source = _BIRTH
+
+
+class PhoneParams(Params):
+    region: str = Field("CA", pattern=r"^[A-Z]{2}$")
+
+
+_PHONE_HINT = r"[0-9](?:[\s().\-+]{0,3}[0-9]){6}"
+
+
+class PhoneDetector(Detector, name="phone_number"):
+    """Phone numbers the phonenumbers library accepts as possible in the region (default CA)."""
+
+    Params = PhoneParams
+
+    def prefilter(self) -> Prefilter:
+        return Prefilter("folded", (_PHONE_HINT,))
+
+    def detect(self, ctx: Context) -> list[Match]:
+        assert isinstance(self.params, PhoneParams)
+        view = ctx.norm.folded
+        text = view.text[:20_000]  # the matcher is slow; a phone is never that far in
+        for m in phonenumbers.PhoneNumberMatcher(
+            text, self.params.region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
+        ):
+            digits = sum(c.isdigit() for c in m.raw_string)
+            if digits >= 10 or (digits == 7 and "-" in m.raw_string):
+                return [ctx.match(view, m.start, m.end)]
+        return []

@@ -1,0 +1,139 @@
+"""Inappropriate language (section 8): word lists plus the alt-profanity-check model.
+
+Why both: the word lists are precise and cover French and Franco-Ontarian swearing the
+English model has never seen; the model catches creative English the lists miss.
+Why `ignore`: the model scores *offensiveness*, so "I want to kill myself" or "I hate
+Mondays" come out at 0.9.  A crisis disclosure must be reported as duty of care (9.0),
+not as bad language (8.0), so each rule masks the vocabulary it does not own (violence,
+death, insults) before the model sees the text.  Category separation is a rule decision.
+
+The model is called once per batch by the engine (`model_input` + `classify`), which
+is 400 times faster than one call per comment.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from monitor.rules import patterns
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+
+_MAX_MODEL_CHARS = 5_000
+_VOWELS = frozenset("aeiouy")
+_SUFFIX = r"(?:s|es|ed|er|ers|in|ing|ings|y|ie|ies|head|heads|face|hole|holes)?"
+_lock = threading.Lock()
+_predict: Any = None
+
+
+def classify(texts: Sequence[str]) -> list[float]:
+    """Model probabilities for many texts in one call (imports the model on first use)."""
+    global _predict
+    if not texts:
+        return []
+    if _predict is None:
+        with _lock:
+            if _predict is None:
+                from profanity_check import predict_prob
+
+                _predict = predict_prob
+    return [float(p) for p in _predict(list(texts))]
+
+
+def word_pattern(word: str) -> str:
+    """A list word as a stretch- and mask-tolerant pattern: 'fuck' -> f+[u*]+c+k+.
+
+    Runs are already squashed by normalisation; this catches the doubled letters that
+    remain and masked vowels ("f*ck", "sh*t").  A trailing '*' in the list allows any
+    word ending ("enfoir*").
+    """
+    word = patterns.fold_pattern(word.strip().lower())
+    prefix_only = word.endswith("*")
+    word = word.rstrip("*")
+    out = []
+    for i, ch in enumerate(word):
+        if ch == " ":
+            out.append(r"\s*")
+        elif ch == "'":
+            out.append(r"['\s]?")
+        elif ch.isalnum():
+            esc = re.escape(ch)
+            out.append(f"[{esc}*]+" if i and ch in _VOWELS else f"{esc}+")
+        else:
+            out.append(re.escape(ch))
+    ending = r"[a-z]*" if prefix_only else _SUFFIX
+    return rf"\b{''.join(out)}{ending}\b"
+
+
+class ProfanityParams(Params):
+    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    model: bool = True
+    words: list[str] = []
+    ignore: list[str] = []
+    exclude: list[str] = []
+
+    @field_validator("ignore", "exclude")
+    @classmethod
+    def _check(cls, values: list[str]) -> list[str]:
+        for v in values:
+            patterns.check(v)
+        return values
+
+
+class ProfanityDetector(Detector, name="profanity"):
+    """Word list (stretch/mask tolerant) plus alt-profanity-check probability >= threshold."""
+
+    Params = ProfanityParams
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        assert isinstance(params, ProfanityParams)
+        self._params = params
+        self._words_src = tuple(word_pattern(w) for w in params.words)
+        self._words = (
+            patterns.re2.compile("|".join(f"(?:{w})" for w in self._words_src), patterns.options())
+            if params.words else None
+        )
+        self._ignore = patterns.compile_any(params.ignore) if params.ignore else None
+        self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
+
+    def prefilter(self) -> Prefilter | None:
+        if self._params.model or not self._words_src:
+            return None
+        return Prefilter("text", self._words_src)
+
+    def model_input(self, ctx: Context) -> str | None:
+        if not self._params.model:
+            return None
+        text = ctx.norm.text.text[:_MAX_MODEL_CHARS]
+        if self._ignore is not None:
+            text = self._ignore.sub(" ", text)
+        if not any(c.isalpha() for c in text):
+            return None
+        return text
+
+    def detect(self, ctx: Context) -> list[Match]:
+        view = ctx.norm.text
+        if self._words is not None:
+            for m in self._words.finditer(view.text):
+                if self._exclude is None or not self._overlaps_exclusion(view.text, m.span()):
+                    return [ctx.match(view, m.start(), m.end())]
+        key = self.model_input(ctx)
+        if key is None:
+            return []
+        prob = ctx.probabilities.get(key)
+        if prob is None:
+            prob = classify([key])[0]
+            ctx.probabilities[key] = prob
+        if prob < self._params.threshold:
+            return []
+        return [ctx.match(view, 0, len(view.text), prob)]
+
+    def _overlaps_exclusion(self, text: str, span: tuple[int, int]) -> bool:
+        assert self._exclude is not None
+        return any(s < span[1] and span[0] < e for s, e in
+                   (m.span() for m in self._exclude.finditer(text)))

@@ -1,0 +1,78 @@
+"""A bounded, thread-safe window of recently seen comments, for repetition and bursts.
+
+Why in memory: spam arrives in bursts within minutes, and the engine must decide per
+comment without a database round trip.  The window is bounded in entries and in time,
+so a flood cannot exhaust memory.  It does not survive a restart: grouping across
+restarts needs the findings table (the service's store), see docs/detection-quality.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+
+def fingerprint(normalised_text: str) -> str:
+    """Hash of a comment's normalised words, so 'FREE iPhone!!' == 'free iphone!'."""
+    words = "".join(c if c.isalnum() else " " for c in normalised_text).split()
+    return hashlib.blake2b(" ".join(words).encode("utf-8", "replace"), digest_size=12).hexdigest()
+
+
+@dataclass
+class _Entry:
+    first_seen: float
+    last_seen: float
+    authors: dict[str, int] = field(default_factory=dict)
+
+
+class RecentWindow:
+    """Counts (key -> authors) seen within `window_seconds`, keeping at most `capacity` keys."""
+
+    def __init__(self, window_seconds: float = 3600.0, capacity: int = 10_000) -> None:
+        self.window = window_seconds
+        self.capacity = capacity
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def observe(self, key: str, author: str, at: float | None = None) -> tuple[int, int]:
+        """Record one sighting; return (times this author sent it, distinct authors)."""
+        now = time.time() if at is None else at
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or now - entry.first_seen > self.window:
+                entry = _Entry(now, now)
+                self._entries[key] = entry
+            entry.last_seen = now
+            entry.authors[author] = entry.authors.get(author, 0) + 1
+            self._entries.move_to_end(key)
+            self._evict(now)
+            return entry.authors[author], len(entry.authors)
+
+    def first_in_burst(self, key: str, at: float | None = None) -> bool:
+        """True the first time `key` is seen within the window (then remembers it)."""
+        now = time.time() if at is None else at
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and now - entry.last_seen <= self.window:
+                entry.last_seen = now
+                self._entries.move_to_end(key)
+                return False
+            self._entries[key] = _Entry(now, now)
+            self._entries.move_to_end(key)
+            self._evict(now)
+            return True
+
+    def _evict(self, now: float) -> None:
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        while self._entries:
+            oldest = next(iter(self._entries.values()))
+            if now - oldest.last_seen <= self.window:
+                break
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

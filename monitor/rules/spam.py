@@ -1,0 +1,92 @@
+"""Irrelevant content and spam (section 8): outside links and repeated comments.
+
+Scam and giveaway wording is plain `phrases` rules in the packs; what needs code is
+knowing the board's link allowlist (`RulesSettings.allowed_domains`) and remembering
+what was said recently (`RecentWindow`).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+import re2
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.patterns import options
+from monitor.rules.recent import RecentWindow, fingerprint
+
+_TLDS = (
+    r"com|ca|net|org|io|ly|co|info|biz|xyz|me|gg|link|app|site|online|shop|store|top|club"
+    r"|click|tk|ru|cn|live|vip|win|money|us|uk|fr|tv|to|cc|ws|su|pw|buzz|icu"
+)
+_URL = (
+    r"(?:https?://|www\.)([a-z0-9\-]+(?:\.[a-z0-9\-]+)+)"
+    rf"|(?:^|[^@a-z0-9.\-])((?:[a-z0-9\-]+\.)+(?:{_TLDS}))(?:[/:?#]|[^a-z0-9\-]|$)"
+)
+_URL_HINT = r"https?:|www\.|[a-z0-9]\.(?:" + _TLDS + r")\b"
+
+
+class LinkParams(Params):
+    allowed: list[str] = []
+
+
+def _allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    host = host.removeprefix("www.")
+    return any(host == d or host.endswith("." + d) for d in allowed)
+
+
+class OutsideLinkDetector(Detector, name="outside_link"):
+    """Links to domains outside the board's allowed_domains (plus the rule's own allowed list)."""
+
+    Params = LinkParams
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        assert isinstance(params, LinkParams)
+        self._allowed = tuple(d.lower().lstrip(".") for d in
+                              (*self.env.allowed_domains, *params.allowed))
+        self._program = re2.compile(_URL, options(capture=True))
+
+    def prefilter(self) -> Prefilter:
+        return Prefilter("folded", (_URL_HINT,))
+
+    def detect(self, ctx: Context) -> list[Match]:
+        view = ctx.norm.folded
+        for m in self._program.finditer(view.text):
+            group = 1 if m.group(1) else 2
+            host = m.group(group)
+            if host and not _allowed(host, self._allowed):
+                return [ctx.match(view, m.start(group), m.end(group))]
+        return []
+
+
+class RepeatParams(Params):
+    min_chars: int = Field(15, ge=1)
+    same_author: int = Field(2, ge=2)
+    distinct_authors: int = Field(3, ge=2)
+
+
+class RepeatedDetector(Detector, name="repeated"):
+    """The same comment again: same_author times from one author, or from distinct_authors people."""
+
+    Params = RepeatParams
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        if self.env.recent is None:
+            self.env.recent = RecentWindow()
+        self._recent: RecentWindow = self.env.recent
+
+    def detect(self, ctx: Context) -> list[Match]:
+        assert isinstance(self.params, RepeatParams)
+        item = ctx.subject.item
+        if item is None:
+            return []
+        text = ctx.norm.text.text
+        if len(text.strip()) < self.params.min_chars:
+            return []  # "Congrats!" from thirty parents is not spam
+        key = f"repeat:{ctx.subject.account_id}:{fingerprint(text)}"
+        times, authors = self._recent.observe(key, item.author.id, item.created_at.timestamp())
+        if times == self.params.same_author or authors == self.params.distinct_authors:
+            return [Match(1.0, 0, len(ctx.subject.text))]
+        return []
