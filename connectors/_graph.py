@@ -764,6 +764,8 @@ class GraphConnector(Connector):
             wait, reason = blocked
             result.new_cursors["not_before"] = (ctx.now + timedelta(seconds=wait)).isoformat()
             result.warnings.append(f"slowing down for {wait:.0f} s: {reason}")
+        elif ctx.cursors.get("not_before"):
+            result.new_cursors["not_before"] = ""  # served its purpose
         return result
 
     def _absorb(self, ctx: PollContext) -> None:

@@ -75,8 +75,10 @@ class FacebookConnector(GraphConnector, platform="facebook"):
                 "since": epoch(tagged.floor(now, opts.overlap, opts.initial_lookback))}),
         ]
         if ctx.settings_due:
+            # Role edges are optional: /roles is refused for New Pages Experience pages
+            # and /assigned_users needs business permissions; the page fields still count.
             ops += [GraphOp("page", page, {"fields": ",".join(PAGE_FIELDS)}),
-                    GraphOp("roles", f"{page}/roles", {"fields": ROLE_FIELDS})]
+                    GraphOp("roles", f"{page}/roles", {"fields": ROLE_FIELDS}, optional=True)]
             if opts.business_id:
                 ops.append(GraphOp("assigned_users", f"{page}/assigned_users",
                                    {"business": opts.business_id, "fields": ROLE_FIELDS},
@@ -145,11 +147,12 @@ class FacebookConnector(GraphConnector, platform="facebook"):
     def _snapshot(self, ctx: PollContext,
                   replies: Mapping[str, dict[str, Any] | ConnectorError]) -> SettingsSnapshot:
         page = ctx.required(replies, "page")
-        roles = ctx.collect(ctx.required(replies, "roles"), floor=None, time_key="")
-        assigned: list[dict[str, Any]] = []
-        reply = replies.get("assigned_users")
-        if isinstance(reply, dict):
-            assigned = ctx.collect(reply, floor=None, time_key="")
+        edges: dict[str, list[dict[str, Any]]] = {}
+        for key in ("roles", "assigned_users"):  # optional: a failure is already a warning
+            reply = replies.get(key)
+            edges[key] = ctx.collect(reply, floor=None, time_key="") \
+                if isinstance(reply, dict) else []
+        roles, assigned = edges["roles"], edges["assigned_users"]
         holders: dict[str, RoleHolder] = {}
         for person in roles + assigned:
             if "id" not in person:
@@ -157,7 +160,7 @@ class FacebookConnector(GraphConnector, platform="facebook"):
             holder = _role_holder(person)
             old = holders.get(holder.platform_user_id)
             if old is not None:  # listed by both edges: keep every task
-                tasks = sorted(set(old.role.split(",")) | set(holder.role.split(",")) - {""})
+                tasks = sorted((set(old.role.split(",")) | set(holder.role.split(","))) - {""})
                 holder = RoleHolder(old.platform_user_id, old.name or holder.name,
                                     ",".join(tasks), old.email or holder.email)
             holders[holder.platform_user_id] = holder

@@ -216,6 +216,17 @@ class DigestConfig(Strict):
     summary_to_principal: bool = True
 
 
+class ReportsConfig(Strict):
+    template_dir: Path | None = None  # a board's overrides, looked up before the shipped ones
+
+    @field_validator("template_dir")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"template directory {value} does not exist")
+        return value
+
+
 class AlertsConfig(Strict):
     escalate_after: Duration = timedelta(minutes=30)
 
@@ -250,6 +261,7 @@ class Config(Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     digest: DigestConfig = DigestConfig()
     alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
     board: BoardConfig = BoardConfig()
     web: WebConfig = WebConfig()
     schools: list[SchoolConfig] = Field(min_length=1)

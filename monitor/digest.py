@@ -59,7 +59,26 @@ class DigestPlanner:
             if not self._claim(f"digest:{school.id}", local.date().isoformat(), now):
                 continue
             queued += self.queue_school(school, now)
+            if self.config.digest.summary_to_principal:
+                queued += self.queue_summary(school, now)
         return queued
+
+    def queue_summary(self, school: SchoolConfig, now: datetime) -> int:
+        """The principal's daily school summary (rendered from the database when sent)."""
+        local_day = now.astimezone(self.config.school_timezone(school)).date().isoformat()
+        key = f"summary:{school.id}:{local_day}"
+        with self.sessions.begin() as session:
+            row = queue_notification(
+                session,
+                key=key,
+                kind="summary",
+                recipient=school.principal,
+                school_id=school.id,
+                findings=[],
+                now=now,
+                message_id=message_id_for(key, self.mail_domain),
+            )
+        return int(row is not None)
 
     def queue_now(self, recipient: str | None = None) -> int:
         """`digest --now`: queue for every owner (or one) immediately, whatever the time."""

@@ -21,9 +21,9 @@ from monitor.acklinks import AckSigner
 from monitor.config import Config
 from monitor.db.tables import Notification
 from monitor.timeutil import as_utc
-from monitor.views import digest_view, urgent_view
+from monitor.views import digest_view, summary_view, urgent_view
 from reports.mailer import Mailer, MailError
-from reports.render import render_digest, render_urgent
+from reports.render import render_digest, render_summary, render_urgent
 from reports.views import OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,23 @@ class Outbox:
         self.mailer = mailer
         self.clock = clock
         self.signer = signer
+        self.template_dir = config.reports.template_dir
 
     def render(self, session: Session, note: Notification) -> OutgoingMessage:
         findings = list(note.findings)
-        if note.kind == "digest":
+        if note.kind == "summary":
+            rendered = render_summary(
+                summary_view(
+                    session,
+                    self.config,
+                    note.recipient,
+                    note.school_id,
+                    as_utc(note.created_at),
+                    self.config.schedule.stale_after,
+                ),
+                template_dir=self.template_dir,
+            )
+        elif note.kind == "digest":
             rendered = render_digest(
                 digest_view(
                     session,
@@ -69,7 +82,8 @@ class Outbox:
                     note.school_id,
                     findings,
                     as_utc(note.created_at),
-                )
+                ),
+                template_dir=self.template_dir,
             )
         else:
             ack_url = None
@@ -84,7 +98,8 @@ class Outbox:
                     findings,
                     ack_url=ack_url,
                     escalation_step=note.escalation_step,
-                )
+                ),
+                template_dir=self.template_dir,
             )
         return OutgoingMessage(
             to=note.recipient,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
@@ -22,7 +23,9 @@ from reports.views import (
     AccountHealthView,
     DigestView,
     FindingView,
+    SectionCount,
     SectionGroup,
+    SummaryView,
     UrgentView,
 )
 
@@ -148,4 +151,68 @@ def digest_view(
         period_end=now,
         accounts=accounts,
         health=health,
+    )
+
+
+def summary_view(
+    session: Session,
+    config: Config,
+    recipient: str,
+    school_id: str,
+    now: datetime,
+    stale_after: timedelta,
+) -> SummaryView:
+    """The principal's daily summary; every query is filtered to this one school."""
+    school = config.school(school_id)
+    since = now - timedelta(days=1)
+    counts = session.execute(
+        select(Finding.section, Finding.severity, func.count())
+        .where(
+            Finding.school_id == school_id, Finding.created_at > since, Finding.created_at <= now
+        )
+        .group_by(Finding.section, Finding.severity)
+        .order_by(Finding.section, Finding.severity)
+    ).all()
+    open_urgent = session.scalars(
+        select(Finding)
+        .where(
+            Finding.school_id == school_id, Finding.severity == "urgent", Finding.status == "open"
+        )
+        .order_by(Finding.id)
+        .limit(50)
+    ).all()
+    accounts = [a for a in config.accounts if a.school == school_id and a.enabled]
+    rows = {a.id: session.get_one(Account, a.id) for a in accounts}
+    not_polled = []
+    for row in rows.values():
+        last = as_utc(row.last_success_at) if row.last_success_at else None
+        stale = last is None or last + stale_after < now
+        if row.health != "ok" or stale:
+            not_polled.append(
+                AccountHealthView(
+                    account_id=row.id,
+                    handle=row.handle,
+                    platform=row.platform,
+                    health=row.health if row.health != "ok" else "stale",
+                    reason=row.health_reason,
+                    last_success_at=last,
+                )
+            )
+    return SummaryView(
+        recipient=recipient,
+        school_id=school.id,
+        school_name=school.name,
+        language=school.language,
+        period_end=now,
+        counts=[
+            SectionCount(section, section_title(section, school.language), severity, n)
+            for section, severity, n in counts
+        ],
+        unacknowledged=[
+            finding_view(f, rows.get(f.account_id) or session.get_one(Account, f.account_id))
+            for f in open_urgent
+        ],
+        not_polled=not_polled,
+        accounts_total=len(accounts),
+        timezone=str(config.school_timezone(school)),
     )

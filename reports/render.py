@@ -32,7 +32,7 @@ from jinja2 import (
 from markupsafe import Markup
 
 from reports.safety import excerpt, header_fragment, one_line, safe_link
-from reports.views import DigestView, SectionGroup, UrgentView
+from reports.views import DigestView, SectionGroup, SummaryView, UrgentView
 
 TEMPLATE_ROOT = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "fr")
@@ -235,3 +235,16 @@ def render_urgent(
         "when": _make_when(view.timezone),
     }
     return _render("urgent", view.language, template_dir, context)
+
+
+def render_summary(
+    view: SummaryView, *, template_dir: Path | None = None, link_hosts: Iterable[str] = ()
+) -> RenderedMessage:
+    """The principal's daily school summary."""
+    context = {
+        "view": view,
+        "total": sum(c.count for c in view.counts),
+        "link_hosts": tuple(link_hosts),
+        "when": _make_when(view.timezone),
+    }
+    return _render("summary", view.language, template_dir, context)

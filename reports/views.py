@@ -99,3 +99,27 @@ class OutgoingMessage:
     text: str
     html: str
     message_id: str  # "<key@policywatch>", stable per idempotency key
+
+
+@dataclass(frozen=True, slots=True)
+class SectionCount:
+    section: str
+    title: str
+    severity: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryView:
+    """The principal's daily school summary: counts, what is still open, what is not watched."""
+
+    recipient: str
+    school_id: str
+    school_name: str
+    language: str
+    period_end: datetime
+    counts: list[SectionCount]
+    unacknowledged: list[FindingView]
+    not_polled: list[AccountHealthView]
+    accounts_total: int
+    timezone: str = "UTC"

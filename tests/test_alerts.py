@@ -192,10 +192,13 @@ def test_digest_at_digest_time_once_per_day(tmp_path: Path) -> None:
         assert service.digest_due().sent == []
         traveller.shift(timedelta(minutes=1))
         sent = service.digest_due().sent
-        assert sorted(to for _, to, _ in sent) == ["owner@central.example", "owner@north.example"]
+        digests = sorted(to for kind, to, _ in sent if kind == "digest")
+        assert digests == ["owner@central.example", "owner@north.example"]
+        summaries = sorted(to for kind, to, _ in sent if kind == "summary")
+        assert summaries == ["principal@central.example", "principal@north.example"]
         traveller.shift(timedelta(minutes=30))
         assert service.digest_due().sent == []
-        assert len(recipients(tmp_path)) == before + 2
+        assert len(recipients(tmp_path)) == before + 4
         service.close()
 
 
@@ -207,8 +210,62 @@ def test_digest_catches_up_once_after_downtime(tmp_path: Path) -> None:
         service.close()  # down from 04:59 to 09:30
         traveller.shift(timedelta(hours=4, minutes=31))
         restarted = make(tmp_path)
-        assert len(restarted.digest_due().sent) == 2
+        assert [k for k, _, _ in restarted.digest_due().sent].count("digest") == 2
         restarted.close()
         again = make(tmp_path)  # a second restart the same day sends nothing
         assert again.digest_due().sent == []
         again.close()
+
+
+def test_principal_gets_a_daily_school_summary(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl", SCENARIO)
+    with time_machine.travel(TORONTO_0659 - timedelta(minutes=30), tick=False) as traveller:
+        service = make(tmp_path)
+        service.poll_once(force=True)
+        traveller.shift(timedelta(minutes=31))
+        service.digest_due()
+        service.close()
+    summaries = {str(m["To"]): m for m in outbox(tmp_path) if "summary" in str(m["Subject"])}
+    assert set(summaries) == {"principal@central.example", "principal@north.example"}
+    central = summaries["principal@central.example"].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "9.0 Duty of Care (urgent): 1" in central
+    assert "findings ack" in central  # the crisis is still unacknowledged
+    assert "urgent open" in str(summaries["principal@central.example"]["Subject"])
+    north = summaries["principal@north.example"].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "None: every urgent alert has been acknowledged." in north
+
+
+def test_no_content_of_one_school_reaches_another_through_any_template(tmp_path: Path) -> None:
+    """Every mail kind (urgent, escalation, digest, summary) with school-unique markers."""
+    events = []
+    for school, account in (("central", "central-a"), ("north", "north-a")):
+        marker = f"ZQ{school.upper()}MARK"
+        for i, text in enumerate([
+            f"i want to kill myself {marker}",
+            f"call me at 705-555-0139 {marker}",
+            f"this is fucking stupid {marker}",
+            f"lovely concert {marker}",
+        ]):
+            events.append({"at": (T0 + timedelta(minutes=i)).isoformat(), "account": account,
+                           "type": "comment", "id": f"{school}-{i}", "text": text,
+                           "author": {"id": f"a{i}", "handle": f"{school}h", "name": f"{marker}N"},
+                           "url": f"https://x.com/{school}/status/{i}"})
+    write_events(tmp_path / "events.jsonl", events)
+    with time_machine.travel(TORONTO_0659 + timedelta(minutes=1), tick=False) as traveller:
+        service = make(tmp_path)
+        service.poll_once(force=True)
+        traveller.shift(timedelta(hours=2))
+        service.escalate()
+        service.digest_due()
+        service.close()
+    messages = outbox(tmp_path)
+    kinds = {str(m["Subject"]).split(" — ")[0].split(":")[0] for m in messages}
+    assert len(kinds) >= 3  # urgent, digest and summary were all produced
+    for msg in messages:
+        to = str(msg["To"])
+        school = "central" if "central" in to else "north" if "north" in to else "board"
+        raw = msg.as_string()
+        for other in ("central", "north"):
+            if other != school and school != "board":
+                assert f"ZQ{other.upper()}MARK" not in raw, (to, msg["Subject"])
+                assert f"https://x.com/{other}/" not in raw

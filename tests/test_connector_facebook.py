@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -155,17 +156,34 @@ def test_settings_snapshot_with_roles_and_assigned_users(fake: FakeGraphAPI,
     assert result.new_cursors["settings_at"] == NOW.isoformat()
 
 
-def test_unpublished_page_is_private_and_assigned_users_denial_is_tolerated(
+def test_unpublished_page_is_private_and_role_edge_denials_are_tolerated(
         fake: FakeGraphAPI, connector: FacebookConnector) -> None:
     fake.pages[PAGE].fields["is_published"] = False
-    fake.fault("GET", f"{PAGE}/assigned_users",
-               error(200, message="Requires business_management permission", status=403))
+    fake.pages[PAGE].assigned_users = [{"id": "503", "name": "Agency", "tasks": ["ADVERTISE"]}]
+    fake.fault("GET", f"{PAGE}/roles", error(200, message="Requires pages_manage_metadata"))
+    fake.add_post(PAGE, "1001_1", T - 60, "hello")
 
     result = connector.poll(account(fake, options={"business_id": "42"}), {}, NOW)
 
-    assert result.settings_snapshot is not None
-    assert result.settings_snapshot.audience is Audience.PRIVATE
-    assert any("assigned_users not read" in w for w in result.warnings)
+    snap = result.settings_snapshot
+    assert snap is not None and snap.audience is Audience.PRIVATE
+    assert [h.platform_user_id for h in snap.role_holders] == ["503"]
+    assert kinds(result) == {"1001_1": ItemKind.OWN_POST}
+    assert any("roles not read" in w and "pages_manage_metadata" in w for w in result.warnings)
+
+    fake.fault("GET", f"{PAGE}/assigned_users",
+               error(200, message="Requires business_management permission", status=403))
+    later = connector.poll(account(fake, options={"business_id": "42"}),
+                           {}, NOW + timedelta(hours=2))
+    assert later.settings_snapshot is not None
+    assert any("assigned_users not read" in w for w in later.warnings)
+
+
+def test_page_fields_denial_fails_the_poll(fake: FakeGraphAPI,
+                                           connector: FacebookConnector) -> None:
+    fake.fault("GET", PAGE, error(10, message="Application does not have permission"))
+    with pytest.raises(PermissionDeniedError):
+        connector.poll(account(fake), {}, NOW)
 
 
 def test_settings_are_read_on_their_interval(fake: FakeGraphAPI,
@@ -196,7 +214,8 @@ def test_quiet_cycle_costs_at_most_a_tenth_of_a_request_per_page(
     fake.reset_log()
 
     later = NOW + timedelta(minutes=5)
-    polls = [AccountPoll(a, merged({}, first[a.id])) for a in accounts]  # type: ignore[arg-type]
+    done = {k: v for k, v in first.items() if isinstance(v, PollResult)}
+    polls = [AccountPoll(a, merged({}, done[a.id])) for a in accounts]
     second = connector.poll_many(polls, later)
 
     assert all(isinstance(r, PollResult) and not r.items for r in second.values())
@@ -221,6 +240,26 @@ def test_one_failed_batch_item_fails_only_its_account(fake: FakeGraphAPI,
     assert isinstance(results["fb-1001"], PollResult)
     third = results["fb-1003"]
     assert isinstance(third, PollResult) and [i.external_id for i in third.items] == ["1003_1"]
+
+
+def test_a_slow_token_group_does_not_hold_up_the_others(
+        fake: FakeGraphAPI, connector: FacebookConnector, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FB_OTHER_TOKEN", fake.token)
+    fake.add_page("1002")
+    fake.add_post(PAGE, "1001_1", T - 60, "hello")
+    fake.fault("GET", "1002/feed", Reply(200, {"data": []}, delay=1.0))
+    options = {"timeout": 0.3, "retry_attempts": 1}
+    slow = account(fake, "1002", options=options).model_copy(
+        update={"credentials": {"page_token_env": "FB_OTHER_TOKEN"}})
+
+    started = time.monotonic()
+    results = connector.poll_many([AccountPoll(account(fake, options=options), {}),
+                                   AccountPoll(slow, {})], NOW)
+
+    assert time.monotonic() - started < 0.9
+    assert isinstance(results["fb-1002"], TransientError)
+    fine = results["fb-1001"]
+    assert isinstance(fine, PollResult) and kinds(fine) == {"1001_1": ItemKind.OWN_POST}
 
 
 # ---------------------------------------------------------------------- routing

@@ -136,7 +136,8 @@ class FakeGraphAPI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -329,7 +330,8 @@ class FakeGraphAPI:
                     media = [self._render_media(m) for m in _since(user.media, args)]
                     return self._edge(media, f"{node}/media", args)
                 if edge == "tags":
-                    tags = [_render(t) for t in sorted(user.tags, key=lambda t: -t["_t"])]
+                    newest_first = sorted(user.tags, key=lambda t: -t["_t"])
+                    tags = [_render(t, "timestamp") for t in newest_first]
                     return self._edge(tags, f"{node}/tags", args, links=False)
             if edge == "comments":
                 return self._comments(node, args)
