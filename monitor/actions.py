@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor import audit
 from monitor.db.tables import Finding, Notification, NotificationFinding
 
 RESOLUTIONS = ("removed", "hidden", "reported", "no-action")
@@ -51,6 +52,7 @@ def acknowledge(session: Session, finding_id: int, by: str, now: datetime) -> li
         if f.status == "open":
             f.status, f.acknowledged_at, f.acknowledged_by = "acknowledged", now, by.lower()
             changed.append(f)
+    audit.record_acknowledged(session, finding_id, by, changed, now)
     return changed
 
 
@@ -67,4 +69,5 @@ def resolve(
         finding.acknowledged_by = (by or "").lower() or None
     finding.status, finding.resolved_at = "resolved", now
     finding.resolution, finding.resolution_note = action, note[:2000]
+    audit.record_resolved(session, finding, by, now)
     return finding

@@ -213,6 +213,7 @@ class AccountConfig(Strict):
 
 class DigestConfig(Strict):
     send_empty_digest: bool = False
+    max_listed: int = Field(default=50, ge=1, le=1000)  # the rest are counted, not listed
     summary_to_principal: bool = True
 
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from monitor import audit
 from monitor.acklinks import AckSigner
 from monitor.config import Config
-from monitor.db.tables import Notification
+from monitor.db.tables import Finding, Notification, NotificationFinding
 from monitor.timeutil import as_utc
 from monitor.views import digest_view, summary_view, urgent_view
 from reports.mailer import Mailer, MailError
@@ -60,7 +61,15 @@ class Outbox:
         self.template_dir = config.reports.template_dir
 
     def render(self, session: Session, note: Notification) -> OutgoingMessage:
-        findings = list(note.findings)
+        findings = list(
+            session.scalars(
+                select(Finding)
+                .join(NotificationFinding, NotificationFinding.finding_id == Finding.id)
+                .where(NotificationFinding.notification_id == note.id)
+                .options(selectinload(Finding.item))
+                .order_by(Finding.id)
+            )
+        )
         if note.kind == "summary":
             rendered = render_summary(
                 summary_view(
@@ -151,6 +160,7 @@ class Outbox:
             )
             note.attempts += 1
             note.last_error = None
+            audit.record_sent(session, note)
             report.sent.append((note.kind, note.recipient, path))
 
     def _retry_later(self, note: Notification, error: str) -> None:

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from monitor import audit
 from monitor.config import AccountConfig, Config
 from monitor.db.tables import (
     Account,
@@ -194,6 +195,7 @@ def record_finding(
     )
     session.add(row)
     session.flush()
+    audit.record_finding(session, row, now)
     return row
 
 
@@ -247,13 +249,20 @@ def queue_notification(
     )
     session.add(row)
     session.flush()
-    for f in fresh:
-        session.add(
-            NotificationFinding(
-                notification_id=row.id, finding_id=f.id, recipient=recipient, kind=kind
-            )
+    if fresh:  # one multi-row INSERT: a digest can cover hundreds of findings
+        session.execute(
+            insert(NotificationFinding),
+            [
+                {
+                    "notification_id": row.id,
+                    "finding_id": f.id,
+                    "recipient": recipient,
+                    "kind": kind,
+                }
+                for f in fresh
+            ],
         )
-    session.flush()
+    audit.record_notification(session, row, fresh, now)
     return row
 
 

@@ -96,6 +96,7 @@ def urgent_view(
         findings=views,
         ack_url=ack_url,
         escalation_step=escalation_step,
+        timezone=str(config.school_timezone(school)),
     )
 
 
@@ -112,13 +113,16 @@ def digest_view(
     owned = [a for a in config.accounts if a.school == school_id and recipient in a.owners]
     grouped: dict[str, dict[str, list[FindingView]]] = defaultdict(lambda: defaultdict(list))
     rows = {a.id: session.get_one(Account, a.id) for a in owned}
-    for f in sorted(findings, key=lambda f: (f.account_id, f.section, f.id)):
-        account = rows.get(f.account_id)
-        if account is None:
+    for f in findings:
+        if f.account_id not in rows:
             raise ScopeError(
                 f"finding {f.id} is on account {f.account_id}, not owned by the recipient"
             )
-        grouped[f.account_id][f.section].append(finding_view(f, account))
+    # Nobody reads 200 findings in an email: list the most serious, count the rest.
+    listed = sorted(findings, key=lambda f: (-_SEVERITY_RANK.get(f.severity, 0), f.section, f.id))
+    listed = listed[: config.digest.max_listed]
+    for f in sorted(listed, key=lambda f: (f.account_id, f.section, f.id)):
+        grouped[f.account_id][f.section].append(finding_view(f, rows[f.account_id]))
     accounts = [
         AccountDigest(
             account_id=account_id,
@@ -151,7 +155,12 @@ def digest_view(
         period_end=now,
         accounts=accounts,
         health=health,
+        timezone=str(config.school_timezone(school)),
+        total_findings=len(findings),
     )
+
+
+_SEVERITY_RANK = {"urgent": 2, "digest": 1, "info": 0}
 
 
 def summary_view(

@@ -11,6 +11,7 @@ the mailer call them instead of re-implementing the rules.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -85,6 +86,19 @@ def header_fragment(text: str, max_len: int = 60) -> str:
     return _truncate(one_line(text), max_len)
 
 
+_DIGIT = re.compile(r"\d")
+_MIN_PHONE_DIGITS = 7  # a local number without area code
+
+
+def _has_enough_digits(text: str) -> bool:
+    count = 0
+    for _ in _DIGIT.finditer(text):
+        count += 1
+        if count >= _MIN_PHONE_DIGITS:
+            return True
+    return False
+
+
 def _pii_spans(text: str) -> list[tuple[int, int, str]]:
     """Non-overlapping (start, end, replacement) for every email, phone and postal code."""
     found: list[tuple[int, int, str]] = []
@@ -92,8 +106,9 @@ def _pii_spans(text: str) -> list[tuple[int, int, str]]:
         found.append((m.start(), m.end(), "[email]"))
     for m in _POSTAL.finditer(text):
         found.append((m.start(), m.end(), "[postal code]"))
-    for pm in phonenumbers.PhoneNumberMatcher(text, _PHONE_REGION, leniency=_PHONE_LENIENCY):
-        found.append((pm.start, pm.end, "[phone]"))
+    if _has_enough_digits(text):  # the matcher is slow; most comments hold no number
+        for pm in phonenumbers.PhoneNumberMatcher(text, _PHONE_REGION, leniency=_PHONE_LENIENCY):
+            found.append((pm.start, pm.end, "[phone]"))
     found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
     spans: list[tuple[int, int, str]] = []
     for span in found:
@@ -167,6 +182,7 @@ def _snap_to_words(
     return ws, we
 
 
+@functools.lru_cache(maxsize=4096)  # the text and HTML parts ask for the same excerpt
 def excerpt(text: str, start: int | None, end: int | None, max_len: int = 280) -> str:
     """A window of at most `max_len` characters around the evidence, with personal data masked.
 

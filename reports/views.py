@@ -71,6 +71,7 @@ class DigestView:
     period_end: datetime
     accounts: list[AccountDigest]
     health: list[AccountHealthView] = field(default_factory=list)
+    total_findings: int = 0  # covered by this digest; more than shown when it was capped
     timezone: str = "UTC"  # IANA zone the reader's times are shown in (the school's)
 
     @property

@@ -236,3 +236,56 @@ class JobRun(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     ran_at: Mapped[datetime]
     worker: Mapped[str | None] = mapped_column(String(128))
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit log (monitor.audit).
+
+    `id` is assigned by `monitor.audit.record` from `audit_head`, not by a sequence,
+    so ids are contiguous and a missing id is a deleted entry.  `data` holds ids,
+    rule, section, recipient and action only: never platform (student) text, so the
+    log outlives retention.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    data: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row (id 1) naming the last audit entry: the lock appends take.
+
+    Updating it first serialises appenders (a row lock on PostgreSQL, the write lock
+    on SQLite), and it lets `verify` notice entries deleted from the end of the log.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(Id)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LegalHold(Base):
+    """A finding kept past retention (section 4: evidence in proceedings).
+
+    Active while `released_at` is null; a released hold stays as the record of it.
+    """
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), index=True
+    )
+    held_at: Mapped[datetime]
+    held_by: Mapped[str] = mapped_column(String(254))
+    note: Mapped[str] = mapped_column(Text)
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(254))

@@ -61,7 +61,7 @@ class RuleEnv:
 class Context:
     """One subject being evaluated, with its normalised views computed on first use."""
 
-    __slots__ = ("_norm", "memo", "probabilities", "subject")
+    __slots__ = ("_norm", "inputs", "memo", "probabilities", "subject")
 
     def __init__(
         self,
@@ -75,6 +75,7 @@ class Context:
         # and salted token hashes (protected students) so each word is hashed once
         self.probabilities = probabilities if probabilities is not None else {}
         self.memo = memo if memo is not None else {}
+        self.inputs: dict[int, str | None] = {}  # model input per detector, computed once
 
     @property
     def norm(self) -> Normalized:

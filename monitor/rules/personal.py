@@ -42,7 +42,7 @@ class _RegexDetector(Detector):
 
 _EMAIL = (
     r"[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
-    r"|[a-z0-9._\-]{2,}\s*(?:\(at\)|\[at\]|\{at\}|\sat\s)\s*[a-z0-9\-]+\s*"
+    r"|[a-z0-9._\-]+\s*(?:\(at\)|\[at\]|\{at\}|\sat\s)\s*[a-z0-9\-]+\s*"
     r"(?:\(dot\)|\[dot\]|\{dot\}|\sdot\s|\.)\s*(?:com|ca|net|org)\b"
 )
 

@@ -109,12 +109,15 @@ class ProfanityDetector(Detector, name="profanity"):
     def model_input(self, ctx: Context) -> str | None:
         if not self._params.model:
             return None
+        key = id(self)
+        if key in ctx.inputs:
+            return ctx.inputs[key]
         text = ctx.norm.text.text[:_MAX_MODEL_CHARS]
-        if self._ignore is not None:
+        if self._ignore is not None and self._ignore.search(text):
             text = self._ignore.sub(" ", text)
-        if not any(c.isalpha() for c in text):
-            return None
-        return text
+        result = text if any(c.isalpha() for c in text) else None
+        ctx.inputs[key] = result
+        return result
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
