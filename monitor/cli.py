@@ -188,9 +188,14 @@ def _print_digest_preview(service, to: str | None) -> None:  # type: ignore[no-u
 @app.command()
 def run() -> None:
     """Run the monitoring daemon (poll, send alerts, daily digests) until SIGTERM."""
+    from monitor.locks import AlreadyRunningError
     from monitor.scheduler import Daemon
 
-    Daemon(_service(_config())).run()
+    try:
+        Daemon(_service(_config()), state.config_path).run()
+    except AlreadyRunningError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
 
 
 @findings_app.command("list")

@@ -228,6 +228,12 @@ class ReportsConfig(Strict):
         return value
 
 
+class WorkersConfig(Strict):
+    """Scale-out: how long a worker holds the accounts it claimed before others may take them."""
+
+    lease: Duration = timedelta(minutes=5)
+
+
 class AlertsConfig(Strict):
     escalate_after: Duration = timedelta(minutes=30)
 
@@ -262,6 +268,7 @@ class Config(Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     digest: DigestConfig = DigestConfig()
     alerts: AlertsConfig = AlertsConfig()
+    workers: WorkersConfig = WorkersConfig()
     reports: ReportsConfig = ReportsConfig()
     board: BoardConfig = BoardConfig()
     web: WebConfig = WebConfig()

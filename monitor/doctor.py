@@ -144,4 +144,6 @@ def check_clock(config: Config, clock: Callable[[], datetime] = utcnow) -> Check
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             return Check("clock", False, f"time zone {name} is not installed (tzdata)")
-    return Check("clock", True, f"{now.isoformat(timespec='seconds')}; zones {', '.join(sorted(names))}")
+    return Check(
+        "clock", True, f"{now.isoformat(timespec='seconds')}; zones {', '.join(sorted(names))}"
+    )

@@ -11,24 +11,36 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
+import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import AccountPoll, Connector, ConnectorError, connector_class
 from monitor.config import AccountConfig, Config
 from monitor.db.tables import Account
 from monitor.evaluate import Evaluation, Evaluator
+from monitor.locks import try_job_lock
 from monitor.model import Author, Item, PollResult
 from monitor.store import load_cursors, save_cursors, storable_text, store_new_items, sync_registry
 from monitor.timeutil import as_utc
 
 log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 200  # accounts leased at a time: small enough that workers share the work
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
 
 # Health states after which the owner is told (once) that monitoring stopped.
 _NOTIFY_HEALTH = {"auth", "permission", "malformed", "error"}
@@ -65,12 +77,16 @@ class PollEngine:
         sessions: sessionmaker[Session],
         evaluator: Evaluator,
         clock: Callable[[], datetime],
+        worker_id: str | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
         self.evaluator = evaluator
         self.clock = clock
+        self.worker_id = worker_id or default_worker_id()
+        self.lease = config.workers.lease
         self._connectors: dict[str, Connector] = {}
+        self.stopping = threading.Event()  # set on SIGTERM: finish the batch, claim no more
 
     def connector(self, platform: str) -> Connector:
         if platform not in self._connectors:
@@ -81,43 +97,76 @@ class PollEngine:
         for connector in self._connectors.values():
             connector.close()
 
-    def due_accounts(self, now: datetime, *, force: bool = False) -> list[AccountConfig]:
-        """Accounts whose interval has passed and that no rate limit holds back."""
+    def sync(self) -> None:
+        """Mirror the config's schools and accounts into the database (start and reload)."""
         with self.sessions.begin() as session:
             sync_registry(session, self.config)
-            rows = {a.id: a for a in session.scalars(select(Account))}
-        due = []
+
+    def claim(
+        self,
+        now: datetime,
+        *,
+        force: bool = False,
+        skip: set[str] | None = None,
+        limit: int = CLAIM_BATCH,
+    ) -> list[AccountConfig]:
+        """Lease up to `limit` due accounts to this worker.
+
+        Several workers sharing one PostgreSQL database split the accounts between
+        them: rows are locked with SKIP LOCKED while a lease is written, so no two
+        workers claim the same account, and a dead worker's leases simply expire.
+        """
+        configured = {a.id: a for a in self.config.accounts if a.enabled}
         interval = self.config.schedule.poll_interval
-        for account in self.config.accounts:
-            row = rows[account.id]
-            if not account.enabled:
-                continue
-            if row.not_before is not None and as_utc(row.not_before) > now:
-                continue
-            if not force and row.last_poll_at is not None:
-                # a little slack so a tick that fires a second early still polls
-                if as_utc(row.last_poll_at) + interval * 0.95 > now:
-                    continue
-            due.append(account)
-        return due
+        stmt = (
+            select(Account)
+            .where(Account.enabled.is_(True))
+            .where(or_(Account.lease_until.is_(None), Account.lease_until < now))
+            .where(or_(Account.not_before.is_(None), Account.not_before <= now))
+            .order_by(Account.last_poll_at.asc().nulls_first(), Account.id)
+            .limit(limit)
+        )
+        if skip:
+            stmt = stmt.where(Account.id.not_in(skip))
+        if not force:
+            # a little slack so a tick that fires a second early still polls
+            stmt = stmt.where(
+                or_(Account.last_poll_at.is_(None), Account.last_poll_at <= now - interval * 0.95)
+            )
+        with self.sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = [r for r in session.scalars(stmt) if r.id in configured]
+            for row in rows:
+                row.lease_owner, row.lease_until = self.worker_id, now + self.lease
+        return [configured[r.id] for r in rows]
 
     def poll_cycle(self, *, force: bool = False) -> CycleReport:
-        now = self.clock()
-        accounts = self.due_accounts(now, force=force)
+        """Claim batches of due accounts and poll them until none is left."""
+        report = CycleReport()
+        done: set[str] = set()
+        while not self.stopping.is_set():
+            now = self.clock()
+            accounts = self.claim(now, force=force, skip=done)
+            if not accounts:
+                return report
+            done.update(a.id for a in accounts)
+            report.outcomes.extend(self._poll_batch(accounts, now))
+        return report
+
+    def _poll_batch(self, accounts: Sequence[AccountConfig], now: datetime) -> list[AccountOutcome]:
         by_platform: dict[str, list[AccountConfig]] = defaultdict(list)
         for account in accounts:
             by_platform[account.platform].append(account)
-        report = CycleReport()
-        if not by_platform:
-            return report
+        outcomes: list[AccountOutcome] = []
         with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="poll") as pool:
-            futures = {
-                platform: pool.submit(self._poll_platform, platform, group, now)
+            futures = [
+                pool.submit(self._poll_platform, platform, group, now)
                 for platform, group in by_platform.items()
-            }
-            for future in futures.values():
-                report.outcomes.extend(future.result())
-        return report
+            ]
+            for future in futures:
+                outcomes.extend(future.result())
+        return outcomes
 
     def _poll_platform(
         self, platform: str, accounts: Sequence[AccountConfig], now: datetime
@@ -152,6 +201,7 @@ class PollEngine:
         with self.sessions.begin() as session:
             row = session.get_one(Account, account.id)
             row.last_poll_at = now
+            row.lease_owner, row.lease_until = None, None
             if isinstance(result, ConnectorError):
                 outcome.error = result.reason
                 self._record_failure(session, account, row, result, now, outcome)
@@ -209,9 +259,10 @@ class PollEngine:
         """Section 8 asks for regular monitoring: flag accounts not polled successfully."""
         now = self.clock()
         stale_after = self.config.schedule.stale_after
-        outcomes = []
+        outcomes: list[AccountOutcome] = []
         with self.sessions.begin() as session:
-            sync_registry(session, self.config)
+            if not try_job_lock(session, "staleness"):
+                return outcomes  # another worker is checking right now
             for account in self.config.accounts:
                 if not account.enabled:
                     continue

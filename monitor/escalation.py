@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import Config
 from monitor.db.tables import Finding, Notification, NotificationFinding
+from monitor.locks import try_job_lock
 from monitor.store import queue_notification
 from monitor.timeutil import as_utc
 from reports.render import message_id_for
@@ -53,6 +54,8 @@ class Escalator:
         now = self.clock()
         queued = 0
         with self.sessions.begin() as session:
+            if not try_job_lock(session, "escalation"):
+                return 0  # another worker is climbing the ladders right now
             still_open = (
                 select(Notification.incident)
                 .join(NotificationFinding, NotificationFinding.notification_id == Notification.id)

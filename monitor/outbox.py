@@ -137,8 +137,9 @@ class Outbox:
 
     def _send_one(self, note_id: int, report: SendReport) -> None:
         with self.sessions.begin() as session:
-            note = session.get_one(Notification, note_id)
-            if note.status != "pending":
+            # SKIP LOCKED: another worker sending this very notification holds its row
+            note = session.get(Notification, note_id, with_for_update={"skip_locked": True})
+            if note is None or note.status != "pending":
                 return
             try:
                 message = self.render(session, note)

@@ -44,6 +44,7 @@ class Service:
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
+        self.poller.sync()
         self.signer = AckSigner.from_config(config) if config.web.enabled else None
         self.outbox = Outbox(
             config, self.sessions, mailer or Mailer.from_config(config.mail), clock, self.signer

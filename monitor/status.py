@@ -41,11 +41,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def _accounts(session: Session, config: Config, now: datetime) -> list[dict[str, Any]]:
     rows = {a.id: a for a in session.scalars(select(Account))}
-    oldest = dict(
-        session.execute(
-            select(Cursor.account_id, func.min(Cursor.updated_at)).group_by(Cursor.account_id)
-        ).tuples()
-    )
+    oldest_q = select(Cursor.account_id, func.min(Cursor.updated_at)).group_by(Cursor.account_id)
+    oldest = {account_id: at for account_id, at in session.execute(oldest_q)}
     interval = config.schedule.poll_interval
     out = []
     for account in config.accounts:
@@ -110,6 +107,10 @@ def _digests(session: Session, config: Config, now: datetime) -> list[dict[str, 
         day: date = today + timedelta(days=1) if claimed else today
         at = datetime.combine(day, config.schedule.digest_time, tzinfo=tz)
         out.append(
-            {"school": school.id, "next_at": at.astimezone(now.tzinfo).isoformat(), "due": at <= now}
+            {
+                "school": school.id,
+                "next_at": at.astimezone(now.tzinfo).isoformat(),
+                "due": at <= now,
+            }
         )
     return out

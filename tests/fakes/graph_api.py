@@ -14,6 +14,8 @@ comment streams are newest first; Instagram comments oldest first.
 Every HTTP request is recorded in `requests` (batch operations also in
 `batch_items`); `fault()` scripts replies for the next matching requests (whole HTTP
 requests or batch operations alike): any status, body, raw text, headers or delay.
+`latency` delays every HTTP request's answer (a batch counts once), as a distant API
+would; the server answers each connection in its own thread with a deep listen queue.
 """
 
 from __future__ import annotations
@@ -101,10 +103,27 @@ def _offset(cursor: str | None) -> int:
     return int(base64.b64decode(cursor).decode().split(":")[1])
 
 
+class _Server(ThreadingHTTPServer):
+    """One daemon thread per connection, and a listen queue deep enough for a benchmark."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 class FakeGraphAPI:
-    def __init__(self, token: str = TOKEN, version: str = "v21.0") -> None:
+    """Start with `FakeGraphAPI().start()`; `base_url` is the URL to configure.
+
+    `latency` (seconds) is added to every HTTP request; `record=False` keeps only the
+    count of HTTP requests (`request_count`), not the requests and batch items.
+    """
+
+    def __init__(self, token: str = TOKEN, version: str = "v21.0", *, latency: float = 0.0,
+                 record: bool = True) -> None:
         self.token = token
         self.version = version
+        self.latency = latency
+        self.record = record
+        self.request_count = 0
         self.pages: dict[str, FakePage] = {}
         self.ig_users: dict[str, FakeIGUser] = {}
         self.comments: dict[str, dict[str, Any]] = {}  # every comment by id, for hiding
@@ -134,8 +153,7 @@ class FakeGraphAPI:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                          daemon=True).start()
         return self
@@ -161,6 +179,7 @@ class FakeGraphAPI:
         with self._lock:
             self.requests.clear()
             self.batch_items.clear()
+            self.request_count = 0
 
     def add_page(self, page_id: str, **fields: Any) -> FakePage:
         base = {"id": page_id, "name": f"Page {page_id}", "is_published": True,
@@ -240,7 +259,11 @@ class FakeGraphAPI:
         raw_body = handler.rfile.read(length).decode() if length else ""
         body = dict(parse_qsl(raw_body, keep_blank_values=True))
         with self._lock:
-            self.requests.append(Recorded(method, parts.path, query, body))
+            self.request_count += 1
+            if self.record:
+                self.requests.append(Recorded(method, parts.path, query, body))
+        if self.latency:
+            time.sleep(self.latency)
         segments = parts.path.strip("/").split("/")
         if not segments or segments[0] != self.version:
             reply = Reply(400, error_body(2635, message=f"version {segments[0]!r} unsupported"))
@@ -295,8 +318,9 @@ class FakeGraphAPI:
             url = urlsplit(op["relative_url"])
             query = dict(parse_qsl(url.query, keep_blank_values=True))
             rel = url.path.strip("/")
-            with self._lock:
-                self.batch_items.append(Recorded(op["method"], rel, query, {}))
+            if self.record:
+                with self._lock:
+                    self.batch_items.append(Recorded(op["method"], rel, query, {}))
             reply = self._dispatch(op["method"], rel, query, {}, body.get("access_token"))
             if reply.delay:
                 time.sleep(reply.delay)

@@ -10,7 +10,9 @@ always), as the API does.
 
 Every request is recorded (`requests`), and `fault()` scripts failures for the
 next matching requests: any status, headers and body, a raw (malformed) body, or
-a delay.
+a delay.  `latency` delays every answer, as a distant API would (the benchmarks use
+50 ms); the server answers each connection in its own thread with a deep listen
+queue, so it keeps up with many parallel clients.
 """
 
 from __future__ import annotations
@@ -103,20 +105,37 @@ class FakeTweet:
         return {k: v for k, v in full.items() if k in keep}
 
 
-class FakeXApi:
-    """Start with `with FakeXApi() as api:`; `api.url` is the base URL to configure."""
+class _Server(ThreadingHTTPServer):
+    """One daemon thread per connection, and a listen queue deep enough for a benchmark."""
 
-    def __init__(self, bearer: str = BEARER) -> None:
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+class FakeXApi:
+    """Start with `with FakeXApi() as api:`; `api.url` is the base URL to configure.
+
+    `latency` (seconds) is added to every answer; `record=False` keeps only the
+    count of requests (`request_count`), not the requests themselves.
+    """
+
+    def __init__(self, bearer: str = BEARER, *, latency: float = 0.0, record: bool = True) -> None:
         self.bearers = {bearer}  # add more to test several apps against one server
         self.users: dict[str, dict[str, Any]] = {}
         self.tweets: dict[str, FakeTweet] = {}
         self.requests: list[Recorded] = []
+        self.request_count = 0
+        self.latency = latency
+        self.record = record
         self.faults: list[Fault] = []
         self.hidden: dict[str, bool] = {}
         self.rate_headers: dict[str, str] = {}
+        # indexes so a timeline or search does not scan every tweet (benchmarks hold 50,000)
+        self._by_author: dict[str, list[FakeTweet]] = {}
+        self._by_mention: dict[str, list[FakeTweet]] = {}
+        self._by_conversation: dict[str, list[FakeTweet]] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
@@ -136,6 +155,13 @@ class FakeXApi:
         self._server.server_close()
         self._thread.join(timeout=5)
 
+    def start(self) -> FakeXApi:
+        """Start serving without a `with` block (stop with `stop()`)."""
+        return self.__enter__()
+
+    def stop(self) -> None:
+        self.__exit__(None, None, None)
+
     # -- scripting ------------------------------------------------------------
 
     def add_user(self, user_id: str, username: str, name: str, **profile: Any) -> None:
@@ -153,11 +179,23 @@ class FakeXApi:
         in_reply_to_user_id: str | None = None,
         mentions: tuple[str, ...] = (),
     ) -> None:
-        self.tweets[tweet_id] = FakeTweet(
+        tweet = FakeTweet(
             id=tweet_id, author_id=author_id, text=text, created_at=created_at,
             conversation_id=conversation_id or tweet_id, replied_to=replied_to,
             in_reply_to_user_id=in_reply_to_user_id, mentions=mentions,
         )
+        with self._lock:
+            old = self.tweets.get(tweet_id)
+            if old is not None:
+                for index in (self._by_author, self._by_mention, self._by_conversation):
+                    for bucket in index.values():
+                        if old in bucket:
+                            bucket.remove(old)
+            self.tweets[tweet_id] = tweet
+            self._by_author.setdefault(author_id, []).append(tweet)
+            for uid in mentions:
+                self._by_mention.setdefault(uid, []).append(tweet)
+            self._by_conversation.setdefault(tweet.conversation_id, []).append(tweet)
 
     def fault(self, method: str, path: str, **kwargs: Any) -> Fault:
         """Script the next `times` requests matching `method` and the `path` regex."""
@@ -183,7 +221,11 @@ class FakeXApi:
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
                body: bytes) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
-            self.requests.append(Recorded(method, path, query, headers, body))
+            self.request_count += 1
+            if self.record:
+                self.requests.append(Recorded(method, path, query, headers, body))
+        if self.latency:
+            time.sleep(self.latency)
         fault = self._take_fault(method, path)
         if fault is not None:
             time.sleep(fault.delay)
@@ -207,17 +249,19 @@ class FakeXApi:
         if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.bearers:
             return 401, UNAUTHORIZED
         if m := re.fullmatch(r"/2/users/(\d+)/mentions", path):
-            uid = m.group(1)
-            return 200, self._timeline(query, lambda t: uid in t.mentions, "pagination_token")
+            found = self._by_mention.get(m.group(1), [])
+            return 200, self._timeline(query, found, "pagination_token")
         if m := re.fullmatch(r"/2/users/(\d+)/tweets", path):
-            uid = m.group(1)
-            return 200, self._timeline(query, lambda t: t.author_id == uid, "pagination_token")
+            found = self._by_author.get(m.group(1), [])
+            return 200, self._timeline(query, found, "pagination_token")
         if path == "/2/tweets/search/recent":
-            conv = re.fullmatch(r"conversation_id:(\d+)", query.get("query", ""))
-            if conv is None:
+            # `conversation_id:1` or `conversation_id:1 OR conversation_id:2 ...`
+            terms = query.get("query", "").split(" OR ")
+            convs = [re.fullmatch(r"conversation_id:(\d+)", t) for t in terms]
+            if not all(convs):
                 return 400, {"title": "Invalid Request", "detail": "unsupported query in fake"}
-            cid = conv.group(1)
-            return 200, self._timeline(query, lambda t: t.conversation_id == cid, "next_token")
+            found = [t for c in convs if c for t in self._by_conversation.get(c.group(1), [])]
+            return 200, self._timeline(query, found, "next_token")
         if m := re.fullmatch(r"/2/users/(\d+)", path):
             return 200, self._user(m.group(1), query)
         return 404, {"title": "Not Found Error", "detail": f"no route {path}"}
@@ -233,15 +277,17 @@ class FakeXApi:
         fields = set(query.get("user.fields", "").split(",")) | {"id", "name", "username"}
         return {"data": {k: v for k, v in user.items() if k in fields}}
 
-    def _timeline(self, query: dict[str, str], match: Any, token_param: str) -> dict[str, Any]:
+    def _timeline(
+        self, query: dict[str, str], candidates: list[FakeTweet], token_param: str
+    ) -> dict[str, Any]:
         since = int(query.get("since_id", "0"))
         start = query.get("start_time")
         start_at = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
         size = int(query.get("max_results", "10"))
         offset = int(query.get(token_param, "0") or 0)
         found = sorted(
-            (t for t in self.tweets.values()
-             if match(t) and int(t.id) > since and (start_at is None or t.created_at >= start_at)),
+            {t.id: t for t in candidates
+             if int(t.id) > since and (start_at is None or t.created_at >= start_at)}.values(),
             key=lambda t: int(t.id), reverse=True,
         )
         page = found[offset : offset + size]

@@ -1,0 +1,54 @@
+"""Detection quality of the shipped packs on the labelled corpus (tests/corpus/*.jsonl).
+
+Prints precision, recall and F1 per category and language, for the dev split (the
+lines the patterns were tuned on), the held-out split (written before any tuning,
+never tuned on) and both.  Usage: `.venv/bin/python benchmarks/rules_eval.py [-v]`;
+-v also lists every misclassified line.  Exit code 0 (the targets are asserted by
+tests/test_rules_corpus.py, not here).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.rules.engine import RuleEngine  # noqa: E402
+from monitor.rules.quality import CATEGORIES, errors, load_corpus, predict, score  # noqa: E402
+
+
+def main() -> int:
+    verbose = "-v" in sys.argv[1:]
+    console = Console(width=120)
+    engine = RuleEngine.shipped()
+    table = Table(title="Detection quality (shipped packs)")
+    for column in ("lang", "split", "category", "n+", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column in ("lang", "split", "category")
+                         else "right")
+    problems: list[str] = []
+    for lang in ("en", "fr"):
+        corpus = load_corpus(ROOT / "tests" / "corpus" / f"{lang}.jsonl")
+        for split in ("dev", "heldout", "all"):
+            examples = [e for e in corpus if split in ("all", e.split)]
+            predictions = predict(engine, examples, lang)
+            if split == "all":
+                problems += [f"{lang} {line}" for line in errors(examples, predictions)]
+            for category, s in score(examples, predictions).items():
+                table.add_row(lang, f"{split} ({len(examples)})", category, str(s.tp + s.fn),
+                              f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}")
+            table.add_section()
+    console.print(table)
+    console.print(f"categories: {', '.join(CATEGORIES)}; {len(problems)} misclassified lines")
+    if verbose:
+        for line in problems:
+            console.print(line, markup=False, highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Measure detection quality on a labelled corpus: precision, recall and F1 per category.
+
+Shared by `benchmarks/rules_eval.py` (prints the figures) and the test suite (asserts
+the targets), so the numbers in docs/detection-quality.md and the regression gate are
+computed the same way.  A corpus line is ``{"text", "kind", "labels", "split"}``;
+a category is predicted when any rule of that category fires.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.model import Subject, SubjectKind
+from monitor.rules.engine import RuleEngine
+
+CATEGORIES = ("crisis", "bullying", "inappropriate_language", "personal_information", "spam")
+_CATEGORY_OF_RULE = {"protected_student": "personal_information"}
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    kind: str
+    labels: frozenset[str]
+    split: str
+
+
+def load_corpus(path: Path) -> list[Example]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(Example(row["text"], row.get("kind", "comment"),
+                               frozenset(row["labels"]) - {"none"}, row.get("split", "dev")))
+    return out
+
+
+def predict(engine: RuleEngine, examples: Iterable[Example], language: str) -> list[frozenset[str]]:
+    subjects = [Subject(kind=SubjectKind(e.kind), account_id="corpus", school_id="corpus",
+                        language=language, text=e.text) for e in examples]
+    return [
+        frozenset(_CATEGORY_OF_RULE.get(d.category, d.category) for d in detections)
+        & frozenset(CATEGORIES)
+        for detections in engine.evaluate_batch(subjects)
+    ]
+
+
+def score(examples: list[Example], predictions: list[frozenset[str]]) -> dict[str, Scores]:
+    out = {}
+    for category in CATEGORIES:
+        tp = fp = fn = 0
+        for example, predicted in zip(examples, predictions, strict=True):
+            want, got = category in example.labels, category in predicted
+            tp += want and got
+            fp += got and not want
+            fn += want and not got
+        out[category] = Scores(tp, fp, fn)
+    return out
+
+
+def errors(examples: list[Example], predictions: list[frozenset[str]]) -> list[str]:
+    """Human-readable misclassifications, for tuning on the dev split."""
+    lines = []
+    for example, predicted in zip(examples, predictions, strict=True):
+        if set(example.labels) != set(predicted):
+            lines.append(f"[{example.split}] want={sorted(example.labels)} "
+                         f"got={sorted(predicted)}: {example.text!r}")
+    return lines
