@@ -98,6 +98,11 @@ def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], NotifySocket
         notify.sock.close()
 
 
+def urgent_alerts(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "outbox").glob("*.eml")
+            if b"Subject: URGENT" in p.read_bytes()]
+
+
 def wait_until(predicate: object, timeout: float = 30) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
@@ -112,7 +117,7 @@ def test_daemon_ready_alerts_reloads_and_stops_cleanly(
 ) -> None:
     proc, notify, config = daemon
     notify.wait_for("READY=1")
-    wait_until(lambda: len(list((tmp_path / "outbox").glob("*.eml"))) == 1)
+    wait_until(lambda: len(urgent_alerts(tmp_path)) == 1)
 
     second = subprocess.run([POLICYWATCH, "--config", str(config), "run"],
                             capture_output=True, text=True, timeout=60)
@@ -134,4 +139,4 @@ def test_daemon_ready_alerts_reloads_and_stops_cleanly(
     notify.wait_for("STOPPING=1")
     assert "configuration NOT reloaded" in err and "accounts[0].handel" in err
     assert "configuration reloaded: 1 schools, 2 accounts" in err
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # nothing sent twice
+    assert len(urgent_alerts(tmp_path)) == 1  # nothing sent twice

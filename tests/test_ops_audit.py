@@ -38,7 +38,9 @@ def test_pipeline_steps_are_chained_without_student_text(tmp_path: Path, db_url:
         assert urgent is not None and other is not None
     clock.now += timedelta(minutes=3)
     service.acknowledge(urgent.id, "Principal@Central.example")
-    service.resolve(other.id, "removed", "deleted the comment 705-555-0143", by="owner@central.example")
+    service.resolve(
+        other.id, "removed", "deleted the comment 705-555-0143", by="owner@central.example"
+    )
     with service.sessions() as s:
         assert audit.verify(s) == []
         entries = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
@@ -49,7 +51,9 @@ def test_pipeline_steps_are_chained_without_student_text(tmp_path: Path, db_url:
     ack = next(e for e in entries if e.kind == "acknowledged")
     assert ack.subject == f"finding:{urgent.id}" and ack.data["by"] == "principal@central.example"
     sent = next(e for e in entries if e.kind == "notification_sent")
-    assert sent.data["recipient"] == "principal@central.example" and urgent.id in sent.data["findings"]
+    assert (
+        sent.data["recipient"] == "principal@central.example" and urgent.id in sent.data["findings"]
+    )
     dumped = " ".join(audit.canonical_json(e.data) + e.subject for e in entries)
     for ev in SCENARIO:
         assert ev["text"] not in dumped

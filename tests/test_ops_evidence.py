@@ -94,7 +94,9 @@ def test_hold_keeps_finding_and_item_past_retention(tmp_path: Path, db_url: str)
     later = T0 + timedelta(days=400)
     with service.sessions.begin() as s:
         hold(s, finding.id, "Legal@Board.example", "police request 2026-118", now=T0)
-        assert hold(s, finding.id, "x@board.example", "again", now=T0).held_by == "legal@board.example"
+        assert (
+            hold(s, finding.id, "x@board.example", "again", now=T0).held_by == "legal@board.example"
+        )
         counts = purge(s, RetentionSettings(), later)
     assert counts["findings"] > 0  # the other findings went
     with service.sessions() as s:
@@ -151,10 +153,15 @@ def test_cli_export_hold_release_and_verify(
     app.add_typer(audit_app, name="audit")
     runner = CliRunner()
 
-    result = runner.invoke(app, ["evidence", "export", str(finding.id), "--out", str(tmp_path / "ev")])
+    result = runner.invoke(
+        app, ["evidence", "export", str(finding.id), "--out", str(tmp_path / "ev")]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ev" / f"finding-{finding.id}.html").exists()
-    result = runner.invoke(app, ["evidence", "hold", str(finding.id), "--by", "legal@board.example", "--note", "case 7"])
+    result = runner.invoke(
+        app,
+        ["evidence", "hold", str(finding.id), "--by", "legal@board.example", "--note", "case 7"],
+    )
     assert result.exit_code == 0 and "legal hold" in result.output
     assert runner.invoke(app, ["evidence", "release", str(finding.id)]).exit_code == 0
     assert runner.invoke(app, ["evidence", "release", str(finding.id)]).exit_code == 1

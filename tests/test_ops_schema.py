@@ -10,7 +10,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
-from monitor.db.session import current_revision, head_revision, make_engine, session_factory, upgrade
+from monitor.db.session import (
+    current_revision,
+    head_revision,
+    make_engine,
+    session_factory,
+    upgrade,
+)
 from monitor.db.tables import AuditHead, Base
 
 
