@@ -13,6 +13,11 @@ crash or a rate limit in one stream never loses or repeats another's progress:
   so a thread is watched for 7 days after its first post and then dropped; the
   structure stays bounded (``max_conversations``).  ``checked_iso`` lets a poll that
   is cut short by a rate limit serve the least recently checked threads first.
+  One search ORs as many threads as fit in ``search_query_max_length`` characters
+  (about 13 in X's 512), from the oldest of their ``since_id``s; each thread then
+  keeps only what is newer than its own.  So a quiet poll of an account costs two
+  requests (own posts, mentions) plus one per 13 watched threads, and the profile
+  read once per ``settings_interval``.
 
 Cursors advance only through `PollResult.new_cursors`; the engine stores them in
 the same transaction as the items, so a restart resumes exactly.  On first use a
@@ -130,6 +135,9 @@ class XOptions(BaseModel):
     retry_max_wait_seconds: float = Field(4.0, ge=0, le=300)
     rate_limit_backoff_seconds: float = Field(900.0, gt=0, le=86400)
     rate_limit_reserve: int = Field(1, ge=0)
+    # X's limit for a recent-search query on self-serve access; 4096 on Enterprise.
+    # A value below one term (about 35) searches each watched thread on its own.
+    search_query_max_length: int = Field(512, ge=1, le=4096)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -148,10 +156,15 @@ class _RebasedSession(requests.Session):
     so one slow account cannot hold a worker thread forever.
     """
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, base_url: str, timeout: float, pool_size: int = 10) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        # one session serves every account on a token, from up to `pool_size` threads:
+        # with a smaller pool urllib3 would discard (and log) each extra connection
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         if isinstance(url, str) and url.startswith(TWEEPY_HOST + "/"):
@@ -167,9 +180,11 @@ class _XClient(tweepy.Client):
     ourselves instead of tweepy crashing on it.
     """
 
-    def __init__(self, base_url: str, timeout: float, **credentials: str | None) -> None:
+    def __init__(
+        self, base_url: str, timeout: float, pool_size: int = 10, **credentials: str | None
+    ) -> None:
         super().__init__(return_type=requests.Response, wait_on_rate_limit=False, **credentials)
-        self.session = _RebasedSession(base_url, timeout)
+        self.session = _RebasedSession(base_url, timeout, pool_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,11 +237,23 @@ class XConnector(Connector, platform="x"):
     Options = XOptions
     required_credentials = ("bearer_token_env",)
     default_api_base_url = DEFAULT_API_BASE_URL
-    max_concurrency: ClassVar[int] = 8
+    # Accounts polled at once.  X answers in 50-300 ms and a quiet poll is two or three
+    # requests, so 10,000 accounts need a few dozen requests in flight to fit in a
+    # minute; a 429 still blocks the whole app scope in the shared ledger.
+    max_concurrency = 32
 
-    def __init__(self, ledger: RateLimitLedger | None = None) -> None:
+    def __init__(
+        self, ledger: RateLimitLedger | None = None, *, max_concurrency: int | None = None
+    ) -> None:
         self._ledger = ledger or RateLimitLedger()
-        self._clients: dict[tuple[str, bool], _Client] = {}
+        if max_concurrency is not None:
+            if max_concurrency < 1:
+                raise ValueError("max_concurrency must be at least 1")
+            self.max_concurrency = max_concurrency
+        # Clients by what they are built from: every account on one bearer token shares
+        # one client (one connection pool); `_slots` says which one each account uses.
+        self._clients: dict[str, _Client] = {}
+        self._slots: dict[tuple[str, bool], str] = {}
         self._lock = threading.Lock()
 
     # -- public API -------------------------------------------------------------
@@ -344,28 +371,47 @@ class XConnector(Connector, platform="x"):
         _advance(out, MENTIONS, since, tweets)
 
     def _poll_conversations(self, ctx: _Ctx, now: datetime, watch: _Watch, out: _Outcome) -> None:
-        """Search each watched thread for replies since its own `since_id`."""
-        for conversation_id in watch.by_last_checked():
-            since = watch.since(conversation_id)
-            fetch = partial(
-                ctx.client.client.search_recent_tweets, f"conversation_id:{conversation_id}"
-            )
+        """Search the watched threads for replies, several threads per request.
+
+        A group's query ORs its threads and starts after the oldest of their
+        `since_id`s; each thread keeps only the posts newer than its own (so nothing
+        is returned twice) and advances its own `since_id`.
+        """
+        pending = watch.by_last_checked()  # least recently checked first
+        while pending:
+            group = _search_group(pending, ctx.options.search_query_max_length)
+            since = min((watch.since(c) for c in group), key=int)
+            query = " OR ".join(f"conversation_id:{c}" for c in group)
+            fetch = partial(ctx.client.client.search_recent_tweets, query)
             try:
                 tweets, users = self._pages(
                     ctx, "search", fetch, "next_token", out.warnings, since_id=since
                 )
             except RequestRejectedError as exc:
-                # e.g. a since_id X now deems older than its 7-day window: one thread
-                # must not block every later poll of the account, so stop watching it
-                out.warnings.append(f"stopped watching X thread {conversation_id}: {exc.reason}")
-                watch.drop(conversation_id)
+                # e.g. a since_id X now deems older than its 7-day window: the thread
+                # that set it must not block every later poll of the account, so stop
+                # watching it and search the others again without it
+                oldest = min(group, key=lambda c: (int(watch.since(c)), c))
+                out.warnings.append(f"stopped watching X thread {oldest}: {exc.reason}")
+                watch.drop(oldest)
+                pending.remove(oldest)
                 continue
+            del pending[: len(group)]
+            found: dict[str, list[dict[str, Any]]] = {c: [] for c in group}
             for tweet in tweets:
+                thread = str(tweet.get("conversation_id", ""))
+                if thread not in found and len(group) == 1:
+                    thread = group[0]  # X always sends it; tolerate a reply without it
+                if thread in found:
+                    if _id_at_most(tweet, watch.since(thread)):
+                        continue  # an earlier poll of this thread returned it
+                    found[thread].append(tweet)
                 kind = _kind(tweet, ctx.account.external_id, watch, ItemKind.REPLY)
                 item = _item(tweet, users, kind, ctx.account.id, now, out.warnings)
                 if item is not None:
                     out.add(item)
-            watch.checked(conversation_id, _newest_id(since, tweets), now)
+            for thread, thread_tweets in found.items():
+                watch.checked(thread, _newest_id(watch.since(thread), thread_tweets), now)
 
     # -- requests ---------------------------------------------------------------
 
@@ -491,27 +537,43 @@ class XConnector(Connector, platform="x"):
         return _Ctx(account=account, options=options, client=client, user_context=user_context)
 
     def _client(self, account: AccountConfig, options: XOptions, user_context: bool) -> _Client:
-        """A client per account and auth mode, rebuilt when the token or URL changes."""
+        """The client for an account's credentials, rebuilt when the token or URL changes.
+
+        Accounts on one bearer token share one client, so 10,000 accounts hold a
+        connection pool per token instead of one each; user-context clients (OAuth
+        1.0a, for hiding) stay per account.
+        """
         creds = self._oauth1(account) if user_context else {"bearer_token": self._bearer(account)}
         base_url = self.base_url(account)
         key = _fingerprint(base_url, str(options.timeout_seconds), *creds.values())
+        if user_context:
+            key = f"{key}:{account.id}"
+        slot = (account.id, user_context)
+        stale: _Client | None = None
         with self._lock:
-            cached = self._clients.get((account.id, user_context))
-            if cached is not None and cached.key == key:
-                return cached
-            if cached is not None:
-                cached.client.session.close()
-            scope = (
-                f"account:{account.id}" if user_context else f"app:{_fingerprint(*creds.values())}"
-            )
-            client = _Client(
-                client=_XClient(base_url, options.timeout_seconds, **creds),
-                key=key,
-                scope=scope,
-                secrets=tuple(creds.values()),
-            )
-            self._clients[(account.id, user_context)] = client
-            return client
+            client = self._clients.get(key)
+            if client is None:
+                scope = (
+                    f"account:{account.id}"
+                    if user_context
+                    else f"app:{_fingerprint(*creds.values())}"
+                )
+                client = _Client(
+                    client=_XClient(
+                        base_url, options.timeout_seconds, self.max_concurrency, **creds
+                    ),
+                    key=key,
+                    scope=scope,
+                    secrets=tuple(creds.values()),
+                )
+                self._clients[key] = client
+            old = self._slots.get(slot)
+            self._slots[slot] = key
+            if old is not None and old != key and old not in self._slots.values():
+                stale = self._clients.pop(old, None)  # its token or URL changed
+        if stale is not None:
+            stale.client.session.close()
+        return client
 
     def _bearer(self, account: AccountConfig) -> str:
         if "bearer_token_env" not in account.credentials:
@@ -703,6 +765,24 @@ def _replied_to(tweet: Mapping[str, Any]) -> str | None:
         if isinstance(ref, dict) and ref.get("type") == "replied_to" and ref.get("id"):
             return str(ref["id"])
     return None
+
+
+def _search_group(pending: Sequence[str], max_length: int) -> list[str]:
+    """The leading threads whose ``conversation_id:`` terms, ORed, fit in `max_length`."""
+    group: list[str] = []
+    length = 0
+    for conversation_id in pending:
+        term = len("conversation_id:") + len(conversation_id) + (len(" OR ") if group else 0)
+        if group and length + term > max_length:
+            break
+        group.append(conversation_id)
+        length += term
+    return group
+
+
+def _id_at_most(tweet: Mapping[str, Any], since: str) -> bool:
+    tweet_id = str(tweet.get("id", ""))
+    return tweet_id.isdigit() and since.isdigit() and int(tweet_id) <= int(since)
 
 
 def _newest_id(since: str | None, tweets: Sequence[Mapping[str, Any]]) -> str:

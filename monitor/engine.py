@@ -206,6 +206,7 @@ class PollEngine:
                 outcome.error = result.reason
                 self._record_failure(session, account, row, result, now, outcome)
                 return outcome
+            log.debug("account %s polled by worker %s", account.id, self.worker_id)
             outcome.warnings = list(result.warnings)
             for warning in result.warnings:
                 log.warning("account %s: %s", account.id, warning)
