@@ -84,12 +84,17 @@ class _RoutedSession(requests.Session):
     rewrites the URL before requests picks proxies and cookies for it.
     """
 
-    def __init__(self, base_url: str, version: str, meter: UsageMeter) -> None:
+    def __init__(self, base_url: str, version: str, meter: UsageMeter,
+                 pool_size: int = 10) -> None:
         super().__init__()
         self._base_url = base_url
         self._version = version
         self._meter = meter
         self.hooks["response"].append(self._on_response)
+        # one session per token serves up to `pool_size` threads at once
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
 
     def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
@@ -114,10 +119,10 @@ def _final_error(response: requests.Response) -> bool:
 
 
 def new_graph(token: str, *, base_url: str, version: str, timeout: float,
-              meter: UsageMeter) -> facebook.GraphAPI:
+              meter: UsageMeter, pool_size: int = 10) -> facebook.GraphAPI:
     """Build the SDK client; its constructor only accepts versions 2.8–3.1, so set it after."""
     graph = facebook.GraphAPI(access_token=token, timeout=timeout,
-                              session=_RoutedSession(base_url, version, meter))
+                              session=_RoutedSession(base_url, version, meter, pool_size))
     graph.version = version
     return graph
 
@@ -267,13 +272,13 @@ class GraphClient:
     """
 
     def __init__(self, token: str, *, base_url: str, version: str, timeout: float,
-                 retry: RetryPolicy) -> None:
+                 retry: RetryPolicy, pool_size: int = 10) -> None:
         self.meter = UsageMeter()
         self._token = token
         self._base_path = urlsplit(base_url).path.strip("/")
         self._retry = retry
         self._graph = new_graph(token, base_url=base_url, version=version, timeout=timeout,
-                                meter=self.meter)
+                                meter=self.meter, pool_size=pool_size)
 
     def close(self) -> None:
         self._graph.session.close()
@@ -587,8 +592,16 @@ class GraphConnector(Connector):
     Options = GraphOptions
     credential_key: ClassVar[str]
     default_api_base_url = "https://graph.facebook.com"
+    # Batches in flight at once.  One batch carries 25 pages of a quiet cycle, so 16
+    # keeps 10,000 pages (400 batches) well inside a minute at 50-300 ms a batch while
+    # staying gentle with the app's usage budget.
+    max_concurrency = 16
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_concurrency: int | None = None) -> None:
+        if max_concurrency is not None:
+            if max_concurrency < 1:
+                raise ValueError("max_concurrency must be at least 1")
+            self.max_concurrency = max_concurrency
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], GraphClient] = {}
         self._gates = Gates()
@@ -688,7 +701,8 @@ class GraphConnector(Connector):
                 client = GraphClient(
                     token, base_url=self.base_url(account), version=options.graph_version,
                     timeout=options.timeout, retry=RetryPolicy(
-                        options.retry_attempts, options.retry_wait, options.retry_max_wait))
+                        options.retry_attempts, options.retry_wait, options.retry_max_wait),
+                    pool_size=self.max_concurrency)
                 self._clients[key] = client
         return client, name
 

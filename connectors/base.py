@@ -92,7 +92,9 @@ class Connector:
     Options: ClassVar[type[BaseModel]] = NoOptions
     required_credentials: ClassVar[tuple[str, ...]] = ()
     default_api_base_url: ClassVar[str | None] = None
-    max_concurrency: ClassVar[int] = 8
+    # How many accounts (or Graph batches) `poll_many` works on at once; a subclass sets
+    # its own default and an instance may be given another (`Connector(max_concurrency=)`).
+    max_concurrency: int = 8
 
     def __init_subclass__(cls, platform: str | None = None, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
