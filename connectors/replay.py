@@ -22,12 +22,13 @@ may be omitted when the file holds one account's history.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Connector, ConnectorError, MalformedPayloadError
 from monitor.model import (
@@ -47,6 +48,10 @@ CURSOR = "line"
 class ReplayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Sleep this long in every poll, as a distant API would (tests and benchmarks of
+    # scale-out); bounded so a typo cannot stall a worker for minutes per account.
+    delay_seconds: float = Field(default=0, ge=0, le=5)
+
 
 class ReplayConnector(Connector, platform="replay"):
     """Replays a JSON Lines file of recorded events (demo, tests, rule dry-runs)."""
@@ -57,6 +62,9 @@ class ReplayConnector(Connector, platform="replay"):
         path = account.replay_file
         if path is None:
             raise ConnectorError("replay account has no replay_file")
+        delay = ReplayOptions.model_validate(account.options).delay_seconds
+        if delay:
+            time.sleep(delay)
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:

@@ -384,7 +384,7 @@ class XConnector(Connector, platform="x"):
             query = " OR ".join(f"conversation_id:{c}" for c in group)
             fetch = partial(ctx.client.client.search_recent_tweets, query)
             try:
-                tweets, users = self._pages(
+                tweets, users, complete = self._pages(
                     ctx, "search", fetch, "next_token", out.warnings, since_id=since
                 )
             except RequestRejectedError as exc:
@@ -410,8 +410,12 @@ class XConnector(Connector, platform="x"):
                 item = _item(tweet, users, kind, ctx.account.id, now, out.warnings)
                 if item is not None:
                     out.add(item)
+            # A complete answer covered every thread of the group up to its newest post,
+            # so a quiet thread moves up too and later searches stay short.
+            newest = _newest_id(since, tweets) if complete else since
             for thread, thread_tweets in found.items():
-                watch.checked(thread, _newest_id(watch.since(thread), thread_tweets), now)
+                own = _newest_id(watch.since(thread), thread_tweets)
+                watch.checked(thread, max(own, newest, key=int), now)
 
     # -- requests ---------------------------------------------------------------
 
@@ -428,7 +432,10 @@ class XConnector(Connector, platform="x"):
         bound: dict[str, Any] = (
             {"since_id": since} if since else {"start_time": now - SEARCH_WINDOW}
         )
-        return self._pages(ctx, endpoint, fetch, "pagination_token", out.warnings, **bound)
+        tweets, users, _ = self._pages(
+            ctx, endpoint, fetch, "pagination_token", out.warnings, **bound
+        )
+        return tweets, users
 
     def _pages(
         self,
@@ -438,8 +445,11 @@ class XConnector(Connector, platform="x"):
         token_param: str,
         warnings: list[str],
         **params: Any,
-    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Follow ``meta.next_token`` until it is absent or `max_pages` is reached."""
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], bool]:
+        """Follow ``meta.next_token`` until it is absent or `max_pages` is reached.
+
+        The flag is False when `max_pages` cut the result short.
+        """
         tweets: list[dict[str, Any]] = []
         users: dict[str, dict[str, Any]] = {}
         params = {k: v for k, v in params.items() if v is not None} | {
@@ -454,13 +464,13 @@ class XConnector(Connector, platform="x"):
             tweets += page_tweets
             users |= page_users
             if not next_token:
-                return tweets, users
+                return tweets, users, True
             params[token_param] = next_token
         warnings.append(
             f"{endpoint}: stopped after {ctx.options.max_pages} pages; "
             "older posts of this batch were skipped (raise options.max_pages)"
         )
-        return tweets, users
+        return tweets, users, False
 
     def _request(
         self, ctx: _Ctx, endpoint: str, call: Callable[[], requests.Response]
