@@ -42,7 +42,7 @@ try:  # the rules commands live with the rule engine
 except ImportError:  # pragma: no cover - rule engine without a CLI
     pass
 
-console = Console()
+console = Console(soft_wrap=True)  # paths and commands must stay copy-pasteable
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
@@ -318,6 +318,12 @@ def demo(
         with service.sessions() as session:
             accounts = list(session.scalars(select(Account).order_by(Account.id)))
             health = {a.id: a.health for a in accounts}
+            open_urgent = list(
+                session.scalars(
+                    select(Finding).where(Finding.severity == "urgent", Finding.status == "open")
+                )
+            )
+            principals = {f.id: config.school(f.school_id).principal for f in open_urgent}
     finally:
         service.close()
     _print_cycle(report, sent, health)
@@ -327,6 +333,16 @@ def demo(
     console.print(
         f"emails written: {total}" + ("" if total else " (nothing new since the last run)")
     )
+    if principals:
+        console.print(
+            f"\nUrgent alerts waiting for acknowledgement (escalated after "
+            f"{config.alerts.escalate_after}). Each email's link opens {config.web.base_url}/ack/… "
+            f"while `policywatch --config {config.source} run` serves it; or acknowledge here:",
+            markup=False,
+        )
+        for finding_id, principal in sorted(principals.items()):
+            command = f"policywatch --config {config.source} findings ack {finding_id}"
+            console.print(f"  {command} --by {principal}", markup=False)
 
 
 def _print_cycle(report, sent, health: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def]
