@@ -22,6 +22,7 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.db.session import SchemaError, make_engine, upgrade
 from monitor.db.tables import Account, Finding
 from monitor.logsetup import configure_logging
+from monitor.ops_cli import audit_app, doctor_command, evidence_app, status_command
 from monitor.timeutil import as_utc
 
 app = typer.Typer(
@@ -34,6 +35,8 @@ findings_app = typer.Typer(help="List and manage findings.", no_args_is_help=Tru
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(findings_app, name="findings")
 app.add_typer(db_app, name="db")
+app.add_typer(evidence_app, name="evidence", help="Documentation records and legal holds.")
+app.add_typer(audit_app, name="audit", help="The tamper-evident audit log.")
 
 try:  # the rules commands live with the rule engine
     from monitor.rules.cli import app as rules_app
@@ -101,6 +104,24 @@ def check_config() -> None:
         f"{config.source}: OK — {len(config.schools)} schools, {len(config.accounts)} accounts",
         markup=False,
     )
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Accounts' health and cursors, the outbox, next digests and live workers."""
+    service = _service(_config())
+    try:
+        status_command(service, as_json)
+    finally:
+        service.close()
+
+
+@app.command()
+def doctor() -> None:
+    """Check config, database, mail server, credentials and clock; non-zero on failure."""
+    raise typer.Exit(doctor_command(_config()))
 
 
 @app.command()

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.retention import RetentionSettings
+
 DEFAULT_CONFIG_PATH = Path("config/policywatch.toml")
 CONFIG_ENV = "POLICYWATCH_CONFIG"
 
@@ -228,6 +230,18 @@ class ReportsConfig(Strict):
         return value
 
 
+class LogConfig(Strict):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class MetricsConfig(Strict):
+    """Prometheus /metrics endpoint, served by `policywatch run` when a port is set."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    listen: str = "127.0.0.1"
+
+
 class WorkersConfig(Strict):
     """Scale-out: how long a worker holds the accounts it claimed before others may take them."""
 
@@ -269,6 +283,9 @@ class Config(Strict):
     digest: DigestConfig = DigestConfig()
     alerts: AlertsConfig = AlertsConfig()
     workers: WorkersConfig = WorkersConfig()
+    retention: RetentionSettings = RetentionSettings()
+    log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
     reports: ReportsConfig = ReportsConfig()
     board: BoardConfig = BoardConfig()
     web: WebConfig = WebConfig()

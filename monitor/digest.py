@@ -56,7 +56,7 @@ class DigestPlanner:
             local = now.astimezone(self.config.school_timezone(school))
             if local.time() < self.config.schedule.digest_time:
                 continue
-            if not self._claim(f"digest:{school.id}", local.date().isoformat(), now):
+            if not self.claim(f"digest:{school.id}", local.date().isoformat(), now):
                 continue
             queued += self.queue_school(school, now)
             if self.config.digest.summary_to_principal:
@@ -136,7 +136,8 @@ class DigestPlanner:
             )
         )
 
-    def _claim(self, job: str, key: str, now: datetime) -> bool:
+    def claim(self, job: str, key: str, now: datetime) -> bool:
+        """Claim a once-only job occurrence; False when it ran (or runs) elsewhere."""
         try:
             with self.sessions.begin() as session:
                 if session.get(JobRun, (job, key)) is not None:

@@ -25,6 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import AccountPoll, Connector, ConnectorError, connector_class
+from monitor import metrics
 from monitor.config import AccountConfig, Config
 from monitor.db.tables import Account
 from monitor.evaluate import Evaluation, Evaluator
@@ -204,6 +205,8 @@ class PollEngine:
             row.lease_owner, row.lease_until = None, None
             if isinstance(result, ConnectorError):
                 outcome.error = result.reason
+                metrics.observe_poll(account.platform, result.health)
+                metrics.observe_api_error(account.platform, result.health)
                 self._record_failure(session, account, row, result, now, outcome)
                 return outcome
             log.debug("account %s polled by worker %s", account.id, self.worker_id)
@@ -226,6 +229,10 @@ class PollEngine:
                 row.health, row.health_reason, row.health_since = "ok", None, now
             row.last_success_at, row.not_before = now, None
             _collect(outcome, evaluations)
+            metrics.observe_poll(account.platform, "ok")
+            metrics.observe_items(account.platform, outcome.new_items)
+            for section, severity in outcome.findings:
+                metrics.observe_finding(section, severity)
         return outcome
 
     def _record_failure(

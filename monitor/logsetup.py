@@ -6,8 +6,12 @@ against a library that echoes a URL holding `access_token=...`.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
 
 from monitor.config import Config
 from monitor.secrets import known_secret_values
@@ -46,13 +50,46 @@ def secret_names(config: Config) -> list[str]:
     return names
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (`[log] format = "json"`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time (not the one at set-up)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(config: Config | None, *, verbose: bool = False) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = _StderrHandler()
+    if config is not None and config.log.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if config is not None:
         handler.addFilter(RedactingFilter(known_secret_values(secret_names(config))))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    level = config.log.level.upper() if config is not None else "INFO"
+    root.setLevel(logging.DEBUG if verbose else level)
     for noisy in ("apscheduler", "urllib3", "alembic", "requests_oauthlib", "tweepy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

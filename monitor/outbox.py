@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from monitor import audit
+from monitor import audit, metrics
 from monitor.acklinks import AckSigner
 from monitor.config import Config
 from monitor.db.tables import Finding, Notification, NotificationFinding
@@ -133,6 +133,8 @@ class Outbox:
             )
         for note_id in due:
             self._send_one(note_id, report)
+        with self.sessions() as session:
+            metrics.refresh_outbox_depth(session)
         return report
 
     def _send_one(self, note_id: int, report: SendReport) -> None:
@@ -162,6 +164,11 @@ class Outbox:
             note.attempts += 1
             note.last_error = None
             audit.record_sent(session, note)
+            if note.kind == "urgent":
+                for finding in note.findings:
+                    if finding.item is not None and note.sent_at is not None:
+                        metrics.observe_alert_latency(finding.item.first_seen_at, note.sent_at)
+                        break
             report.sent.append((note.kind, note.recipient, path))
 
     def _retry_later(self, note: Notification, error: str) -> None:

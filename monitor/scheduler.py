@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 OUTBOX_INTERVAL = timedelta(seconds=30)
 DIGEST_CHECK_INTERVAL = timedelta(minutes=1)
 ESCALATION_INTERVAL = timedelta(minutes=1)
+RETENTION_CHECK_INTERVAL = timedelta(hours=1)  # the purge itself runs once a day
 
 
 class Daemon:
@@ -58,6 +59,7 @@ class Daemon:
         self._guarded("poll", self._poll)
 
     def _poll(self) -> None:
+        self.service.heartbeat()
         report, sent = self.service.poll_once()
         if report.outcomes or sent.sent:
             log.info(
@@ -73,6 +75,14 @@ class Daemon:
 
     def escalation_tick(self) -> None:
         self._guarded("escalation", lambda: self.service.escalate())
+
+    def retention_tick(self) -> None:
+        self._guarded("retention", self._purge)
+
+    def _purge(self) -> None:
+        counts = self.service.purge_due()
+        if counts:
+            log.info("retention purge: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
 
     def digest_tick(self) -> None:
         self._guarded("digest", lambda: self.service.digest_due())
@@ -109,6 +119,14 @@ class Daemon:
             self.digest_tick,
             every(DIGEST_CHECK_INTERVAL),
             id="digest",
+            next_run_time=start,
+            replace_existing=True,
+            **common,
+        )
+        self.scheduler.add_job(
+            self.retention_tick,
+            every(RETENTION_CHECK_INTERVAL),
+            id="retention",
             next_run_time=start,
             replace_existing=True,
             **common,
@@ -164,6 +182,12 @@ class Daemon:
 
             web = WebServer(self.service)
             web.start()
+        metrics_cfg = self.service.config.metrics
+        if metrics_cfg.port:
+            from monitor.metrics import start_metrics_server
+
+            start_metrics_server(metrics_cfg.port, addr=metrics_cfg.listen)
+            log.info("metrics on http://%s:%d/metrics", metrics_cfg.listen, metrics_cfg.port)
         self.schedule()
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)

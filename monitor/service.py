@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -15,11 +16,13 @@ from monitor.acklinks import AckSigner
 from monitor.actions import acknowledge, resolve
 from monitor.config import Config
 from monitor.db.session import ensure_schema, make_engine, session_factory
+from monitor.db.tables import JobRun
 from monitor.digest import DigestPlanner
 from monitor.engine import CycleReport, PollEngine
 from monitor.escalation import Escalator
 from monitor.evaluate import Evaluator
 from monitor.outbox import Outbox, SendReport
+from monitor.retention import purge
 from monitor.rules import RuleEngine
 from monitor.timeutil import utcnow
 from reports.mailer import Mailer
@@ -78,6 +81,24 @@ class Service:
     def digest_due(self) -> SendReport:
         self.digests.queue_due()
         return self.outbox.drain()
+
+    def heartbeat(self) -> None:
+        """Record that this worker is alive (shown by `policywatch status`)."""
+        with self.sessions.begin() as session:
+            row = session.get(JobRun, ("worker", self.poller.worker_id))
+            if row is None:
+                session.add(JobRun(job="worker", key=self.poller.worker_id, ran_at=self.clock()))
+            else:
+                row.ran_at = self.clock()
+
+    def purge_due(self) -> dict[str, int] | None:
+        """Retention, once a day across all workers (claimed in job_runs)."""
+        now = self.clock()
+        day = now.astimezone(ZoneInfo(self.config.schedule.timezone)).date().isoformat()
+        if not self.digests.claim("retention", day, now):
+            return None
+        with self.sessions.begin() as session:
+            return purge(session, self.config.retention, now)
 
     def close(self) -> None:
         self.poller.close()

@@ -31,7 +31,7 @@ def collect(service: Service) -> dict[str, Any]:
             "accounts": _accounts(session, service.config, now),
             "outbox": _outbox(session, now),
             "digests": _digests(session, service.config, now),
-            "workers": [],  # filled by the daemon's worker registry (lead)
+            "workers": _workers(session, service.config, now),
         }
 
 
@@ -114,3 +114,13 @@ def _digests(session: Session, config: Config, now: datetime) -> list[dict[str, 
             }
         )
     return out
+
+
+def _workers(session: Session, config: Config, now: datetime) -> list[dict[str, Any]]:
+    """Workers that reported a heartbeat within three poll intervals are alive."""
+    window = config.schedule.poll_interval * 3
+    rows = session.scalars(select(JobRun).where(JobRun.job == "worker")).all()
+    return [
+        {"worker": r.key, "last_seen": _iso(r.ran_at), "alive": as_utc(r.ran_at) + window >= now}
+        for r in sorted(rows, key=lambda r: r.key)
+    ]

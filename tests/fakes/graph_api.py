@@ -141,6 +141,8 @@ class FakeGraphAPI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
+
             def do_GET(self) -> None:
                 fake._handle(self, "GET")
 

@@ -314,6 +314,9 @@ class FakeXApi:
 def _handler(api: FakeXApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body leave in two writes: without TCP_NODELAY a kept-alive
+        # connection waits for the client's delayed ACK (40 ms on Linux) on every answer
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
