@@ -240,7 +240,7 @@ class XConnector(Connector, platform="x"):
     # Accounts polled at once.  X answers in 50-300 ms and a quiet poll is two or three
     # requests, so 10,000 accounts need a few dozen requests in flight to fit in a
     # minute; a 429 still blocks the whole app scope in the shared ledger.
-    max_concurrency = 32
+    max_concurrency = 64
 
     def __init__(
         self, ledger: RateLimitLedger | None = None, *, max_concurrency: int | None = None
