@@ -289,6 +289,7 @@ def run_scenario(conn: Connection, platform: str, accounts: int, mode: str,
                     else:
                         cursors[account_id].update(result.new_cursors)
                         cycle.items += len(result.items)
+                del results, futures  # as the engine does once stored: not into the next cycle
                 if profiler is not None:
                     profiler.disable()
                 cycle.seconds = time.perf_counter() - start

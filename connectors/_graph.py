@@ -641,15 +641,19 @@ class GraphConnector(Connector):
                                 thread_name_prefix=f"poll-{self.platform}") as pool:
             batches = {pool.submit(self._run_batch, chunk): chunk for chunk in chunks}
             finishing: dict[Future[PollResult | ConnectorError], PollContext] = {}
-            for fut in as_completed(batches):
+            for fut in as_completed(list(batches)):
+                # popped, so a batch's parsed reply is freed once its accounts are finished
+                # instead of every reply of the cycle being held until the end
+                chunk = batches.pop(fut)
                 try:
                     replies = fut.result()
                 except ConnectorError as exc:
-                    for ctx, _ in batches[fut]:
+                    for ctx, _ in chunk:
                         results[ctx.account.id] = self._failed(ctx, exc)
                     continue
-                for (ctx, ops), reply in zip(batches[fut], replies, strict=True):
+                for (ctx, ops), reply in zip(chunk, replies, strict=True):
                     finishing[pool.submit(self._finish, ctx, ops, reply)] = ctx
+                del fut, replies
             for done in as_completed(finishing):
                 results[finishing[done].account.id] = done.result()
         return results

@@ -87,11 +87,13 @@ def _config(path: Path | None = None) -> Config:
 
 
 def _service(config: Config):  # type: ignore[no-untyped-def]
+    from monitor.rules.pack import PackError
+    from monitor.rules.protected import ProtectedListError
     from monitor.service import Service
 
     try:
         return Service(config)
-    except SchemaError as exc:
+    except (SchemaError, PackError, ProtectedListError) as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from None
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from monitor.retention import RetentionSettings
+from monitor.rules.settings import RulesSettings
 
 DEFAULT_CONFIG_PATH = Path("config/policywatch.toml")
 CONFIG_ENV = "POLICYWATCH_CONFIG"
@@ -284,6 +285,7 @@ class Config(Strict):
     alerts: AlertsConfig = AlertsConfig()
     workers: WorkersConfig = WorkersConfig()
     retention: RetentionSettings = RetentionSettings()
+    rules: RulesSettings = RulesSettings()
     log: LogConfig = LogConfig()
     metrics: MetricsConfig = MetricsConfig()
     reports: ReportsConfig = ReportsConfig()
@@ -313,6 +315,11 @@ class Config(Strict):
                         f"{owner} is not staff of school {school.id!r} (add them to its staff)",
                     )
         return self
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the config (rule packs, lists) are read from its folder."""
+        return self.source.parent if self.source is not None else Path.cwd()
 
     def school(self, school_id: str) -> SchoolConfig:
         for school in self.schools:

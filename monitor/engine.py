@@ -29,7 +29,7 @@ from monitor import metrics
 from monitor.config import AccountConfig, Config
 from monitor.db.tables import Account
 from monitor.evaluate import Evaluation, Evaluator
-from monitor.locks import try_job_lock
+from monitor.locks import try_job_lock, wait_job_lock
 from monitor.model import Author, Item, PollResult
 from monitor.store import load_cursors, save_cursors, storable_text, store_new_items, sync_registry
 from monitor.timeutil import as_utc
@@ -101,6 +101,7 @@ class PollEngine:
     def sync(self) -> None:
         """Mirror the config's schools and accounts into the database (start and reload)."""
         with self.sessions.begin() as session:
+            wait_job_lock(session, "registry")  # workers starting together insert once
             sync_registry(session, self.config)
 
     def claim(

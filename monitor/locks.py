@@ -30,6 +30,13 @@ def try_job_lock(session: Session, job: str) -> bool:
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
 
 
+def wait_job_lock(session: Session, job: str) -> None:
+    """Wait for `job`'s lock (held to the end of this transaction); SQLite needs none."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(f"policywatch:{job}".encode())
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 def sqlite_daemon_lock(db_url: str) -> IO[str] | None:
     """Refuse a second daemon on the same SQLite file; keep the returned handle open."""
     url = make_url(db_url)

@@ -43,7 +43,7 @@ class Service:
         self.db = engine or make_engine(config.database.url)
         ensure_schema(self.db)
         self.sessions = session_factory(self.db)
-        self.rules = rules or RuleEngine.shipped()
+        self.rules = rules or RuleEngine.from_settings(config.rules, base_dir=config.base_dir)
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)

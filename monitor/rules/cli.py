@@ -75,7 +75,9 @@ def lint(
 def test_text(
     text: Annotated[str, typer.Argument(help="The comment to try.")],
     lang: Annotated[str, typer.Option("--lang", help="Subject language (en, fr).")] = "en",
-    kind: Annotated[SubjectKind, typer.Option("--kind", help="Subject kind.")] = SubjectKind.COMMENT,
+    kind: Annotated[
+        SubjectKind, typer.Option("--kind", help="Subject kind.")
+    ] = SubjectKind.COMMENT,
     pack: PackOption = None,
 ) -> None:
     """Show every rule that fires on TEXT, with section, severity, score and evidence."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import re2
+
 from monitor.model import Detection, Subject
 from monitor.rules.detectors import Context, Detector, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack

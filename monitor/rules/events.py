@@ -20,7 +20,7 @@ class AlwaysDetector(Detector, name="always"):
 
 
 class SettingsParams(Params):
-    direction: str = Field("any", pattern="^(any|more_public)$")
+    direction: str = Field(default="any", pattern="^(any|more_public)$")
 
 
 class SettingsChangeDetector(Detector, name="settings_change"):
@@ -43,7 +43,7 @@ class SettingsChangeDetector(Detector, name="settings_change"):
 
 
 class OfficeHoursDetector(Detector, name="outside_office_hours"):
-    """An own post published outside the account's office hours (Subject.within_office_hours False)."""
+    """An own post published outside the account's office hours (within_office_hours False)."""
 
     def detect(self, ctx: Context) -> list[Match]:
         return [Match(1.0)] if ctx.subject.within_office_hours is False else []

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.model import Subject, SubjectKind
+from monitor.model import SettingsChange, Subject, SubjectKind
 from monitor.rules.detectors import RuleEnv
 from monitor.rules.engine import RuleEngine
 from monitor.rules.pack import Example, ExampleSubject, Rule, RulePack
-from monitor.rules.settings import RulesSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +31,6 @@ def example_subject(rule: Rule, example: Example, language: str) -> Subject:
     spec = example if isinstance(example, ExampleSubject) else ExampleSubject(text=example)
     kind = spec.kind or (SubjectKind.COMMENT if SubjectKind.COMMENT in rule.applies_to
                          else rule.applies_to[0])
-    from monitor.model import SettingsChange
-
     return Subject(
         kind=kind,
         account_id="example",
@@ -53,9 +50,8 @@ def run_examples(pack: RulePack, env: RuleEnv | None = None) -> list[ExampleFail
     """Every example of every rule in `pack` that does not behave as documented."""
     failures = []
     for rule in pack.rules:
-        one = RulePack(pack=pack.pack, language=pack.language, rules=[rule])
-        engine = RuleEngine([one], env=env or RuleEnv(
-            allowed_domains=tuple(RulesSettings().allowed_domains)))
+        one = pack.model_copy(update={"rules": [rule]})
+        engine = RuleEngine([one], env=env or RuleEnv())
         for expected, examples in ((True, rule.examples.match), (False, rule.examples.no_match)):
             for example in examples:
                 subject = example_subject(rule, example, pack.language)

@@ -140,6 +140,8 @@ _CONFUSABLES: dict[str, str] = {
     "œ": "oe",
     "æ": "ae",
     "ß": "ss",
+    "℮": "e",
+    "ℯ": "e",
     # Punctuation people type instead of ASCII (phones autocorrect apostrophes)
     "\u2018": "'",
     "\u2019": "'",

@@ -103,7 +103,7 @@ class RulePack(BaseModel):
     pack: str
     language: Literal["en", "fr", "any"] = "any"
     rules: list[Rule] = []
-    source: str = Field("", exclude=True)  # where it was loaded from, for messages
+    source: str = Field(default="", exclude=True)  # where it was loaded from, for messages
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RulePack:

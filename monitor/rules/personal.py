@@ -129,7 +129,7 @@ class BirthdateDetector(_RegexDetector, name="birthdate"):
 
 
 class PhoneParams(Params):
-    region: str = Field("CA", pattern=r"^[A-Z]{2}$")
+    region: str = Field(default="CA", pattern=r"^[A-Z]{2}$")
 
 
 _PHONE_HINT = r"[0-9](?:[\s().\-+]{0,3}[0-9]){6}"

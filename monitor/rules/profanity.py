@@ -70,7 +70,7 @@ def word_pattern(word: str) -> str:
 
 
 class ProfanityParams(Params):
-    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    threshold: float = Field(default=0.9, ge=0.0, le=1.0)
     model: bool = True
     words: list[str] = []
     ignore: list[str] = []

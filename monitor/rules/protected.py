@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import re2
+
 from monitor.rules.detectors import Context, Detector, Match
 from monitor.rules.normalize import normalize
 from monitor.rules.patterns import options

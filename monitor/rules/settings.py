@@ -36,9 +36,9 @@ class RulesSettings(BaseModel):
     """NAME of the environment variable (or systemd credential) holding the salt."""
     allowed_domains: list[str] = []
     """Link allowlist: links to these domains and their subdomains are not spam."""
-    repeat_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    repeat_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     """How long a repeated comment or a spam burst is remembered (in memory)."""
-    repeat_capacity: int = Field(10_000, ge=100, le=1_000_000)
+    repeat_capacity: int = Field(default=10_000, ge=100, le=1_000_000)
     """Most distinct recent comments remembered (bounds memory)."""
 
     @field_validator("protected_salt_env")

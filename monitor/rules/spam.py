@@ -7,9 +7,9 @@ what was said recently (`RecentWindow`).
 
 from __future__ import annotations
 
+import re2
 from pydantic import BaseModel, Field
 
-import re2
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
 from monitor.rules.patterns import options
 from monitor.rules.recent import RecentWindow, fingerprint
@@ -61,13 +61,13 @@ class OutsideLinkDetector(Detector, name="outside_link"):
 
 
 class RepeatParams(Params):
-    min_chars: int = Field(15, ge=1)
-    same_author: int = Field(2, ge=2)
-    distinct_authors: int = Field(3, ge=2)
+    min_chars: int = Field(default=15, ge=1)
+    same_author: int = Field(default=2, ge=2)
+    distinct_authors: int = Field(default=3, ge=2)
 
 
 class RepeatedDetector(Detector, name="repeated"):
-    """The same comment again: same_author times from one author, or from distinct_authors people."""
+    """The same comment again: same_author times from one author, or from distinct_authors."""
 
     Params = RepeatParams
 

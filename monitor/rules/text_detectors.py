@@ -24,7 +24,7 @@ def _valid(values: list[str]) -> list[str]:
 class PhraseParams(Params):
     patterns: list[str] = Field(min_length=1)
     exclude: list[str] = []
-    score: float = Field(1.0, ge=0.0, le=1.0)
+    score: float = Field(default=1.0, ge=0.0, le=1.0)
 
     _check = field_validator("patterns", "exclude")(_valid)
 
@@ -67,9 +67,9 @@ class PhraseDetector(Detector, name="phrases"):
 class TargetedParams(Params):
     targets: list[str] = Field(min_length=1)
     terms: list[str] = Field(min_length=1)
-    max_gap: int = Field(3, ge=0, le=8)
+    max_gap: int = Field(default=3, ge=0, le=8)
     exclude: list[str] = []
-    score: float = Field(1.0, ge=0.0, le=1.0)
+    score: float = Field(default=1.0, ge=0.0, le=1.0)
 
     _check = field_validator("targets", "terms", "exclude")(_valid)
 
@@ -111,7 +111,7 @@ class TargetedDetector(Detector, name="targeted"):
 
 class LexiconParams(Params):
     terms: dict[str, float] = Field(min_length=1)
-    threshold: float = Field(1.0, gt=0.0)
+    threshold: float = Field(default=1.0, gt=0.0)
     exclude: list[str] = []
 
     @field_validator("terms")

@@ -1,0 +1,170 @@
+"""Engine behaviour: evidence spans, one detection per rule, languages, batches, events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.model import (
+    Audience,
+    Author,
+    Item,
+    ItemKind,
+    SettingsChange,
+    Severity,
+    Subject,
+    SubjectKind,
+)
+from monitor.rules import RuleEngine, RulesSettings
+from monitor.rules.detectors import RuleEnv
+from monitor.rules.pack import SHIPPED_PACKS, load_shipped_pack
+
+ENGINE = RuleEngine.shipped()
+T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+
+
+def subject(text: str, lang: str = "en", kind: SubjectKind = SubjectKind.COMMENT,
+            author: str = "u1", at: datetime = T0, **kw: object) -> Subject:
+    item = Item(platform="x", account_id="acc", kind=ItemKind(kind.value), external_id=text[:20],
+                author=Author(author), text=text, created_at=at) if kind.value in {
+                    k.value for k in ItemKind} else None
+    return Subject(kind=kind, account_id="acc", school_id="s", language=lang, text=text,
+                   item=item, **kw)  # type: ignore[arg-type]
+
+
+def ids(detections: list) -> set[str]:  # type: ignore[type-arg]
+    return {d.rule_id for d in detections}
+
+
+def test_evidence_is_a_span_of_the_original_text() -> None:
+    text = "ok so... I want to k\u200bi\u200bll mysеlf (cyrillic e) tonight"
+    (d,) = [d for d in ENGINE.evaluate(subject(text)) if d.rule_id == "crisis.self-harm.en"]
+    assert d.evidence(text) == "k\u200bi\u200bll mysеlf"
+    assert d.section == "9.0" and d.severity is Severity.URGENT and d.detector == "phrases"
+
+
+def test_evidence_of_accented_french_and_phone() -> None:
+    text = "Écoute: j’veux MOURIR… appelle le ７０５-５５５-０１４３"
+    found = {d.rule_id: d.evidence(text) for d in ENGINE.evaluate(subject(text, "fr"))}
+    assert found["crisis.self-harm.fr"] == "j’veux MOURIR"
+    assert found["privacy.phone"] == "７０５-５５５-０１４３"
+
+
+def test_same_rule_fires_once_per_subject() -> None:
+    text = "i want to die. i want to die. kill myself. 705-555-0143 and 705-555-0199"
+    found = [d.rule_id for d in ENGINE.evaluate(subject(text))]
+    assert len(found) == len(set(found))
+    assert {"crisis.self-harm.en", "privacy.phone"} <= set(found)
+
+
+def test_idiom_elsewhere_does_not_hide_a_disclosure() -> None:
+    text = "this homework is killing me and honestly i want to end my life"
+    assert "crisis.self-harm.en" in ids(ENGINE.evaluate(subject(text)))
+
+
+def test_crisis_is_not_reported_as_bad_language() -> None:
+    found = ids(ENGINE.evaluate(subject("I want to kill myself")))
+    assert "crisis.self-harm.en" in found
+    assert "language.profanity.en" not in found
+
+
+def test_crisis_rules_apply_across_languages() -> None:
+    assert "crisis.self-harm.en" in ids(ENGINE.evaluate(subject("i want to kill myself", "fr")))
+    assert "crisis.self-harm.fr" in ids(ENGINE.evaluate(subject("je veux mourir", "en")))
+    # but word lists stay with their language ("con" or "bite" are English words too)
+    assert "language.profanity.fr" not in ids(ENGINE.evaluate(subject("c'est de la merde", "en")))
+
+
+def test_batch_equals_single() -> None:
+    texts = ["great concert", "this is fucking stupid", "je veux mourir", "", "call 705-555-0143"]
+    subjects = [subject(t, "fr" if "veux" in t else "en") for t in texts]
+    engine = RuleEngine.shipped()
+    batch = engine.evaluate_batch(subjects)
+    single = [RuleEngine.shipped().evaluate(s) for s in subjects]
+    assert [ids(b) for b in batch] == [ids(s) for s in single]
+    assert engine.evaluate_batch([]) == []
+
+
+def test_tags_settings_registry_health_hours_tone() -> None:
+    tag = ENGINE.evaluate(subject("look at us @grade5", kind=SubjectKind.TAG))
+    assert "tag.review" in ids(tag)
+    change = (SettingsChange("audience", "private", "public"),)
+    more_public = ENGINE.evaluate(subject(
+        "audience: private -> public", kind=SubjectKind.SETTINGS_CHANGE, changes=change,
+        audience_before=Audience.PRIVATE, audience_after=Audience.PUBLIC))
+    by_id = {d.rule_id: d for d in more_public}
+    assert by_id["privacy.more-public"].severity is Severity.URGENT
+    assert by_id["privacy.more-public"].notify_owner_now
+    assert by_id["privacy.settings-changed"].severity is Severity.DIGEST
+    registry = ENGINE.evaluate(subject("Sam holds admin", kind=SubjectKind.REGISTRY,
+                                       event={"reason": "not registered staff"}))
+    assert ids(registry) == {"registry.non-staff-role"}
+    health = ENGINE.evaluate(subject("token expired", kind=SubjectKind.ACCOUNT_HEALTH))
+    assert ids(health) == {"health.not-monitored"}
+    late = ENGINE.evaluate(subject("Forms due Friday", kind=SubjectKind.OWN_POST,
+                                   within_office_hours=False))
+    assert "hours.outside-office-hours" in ids(late)
+    unset = ENGINE.evaluate(subject("Forms due Friday", kind=SubjectKind.OWN_POST))
+    assert "hours.outside-office-hours" not in ids(unset)
+    tone = ENGINE.evaluate(subject("Some parents are so lazy, this is ridiculous.",
+                                   kind=SubjectKind.OWN_POST))
+    assert "tone.own-post.en" in ids(tone)
+
+
+def test_outside_links_respect_the_allowlist() -> None:
+    engine = RuleEngine.from_settings(RulesSettings(allowed_domains=["dsb1.edu.on.ca"]),
+                                      base_dir=__import__("pathlib").Path("."))
+    ok = "forms at https://www.dsb1.edu.on.ca/forms and school.dsb1.edu.on.ca"
+    assert "spam.outside-link" not in ids(engine.evaluate(subject(ok)))
+    bad = "forms at https://dsb1-forms.example.xyz/login"
+    found = [d for d in engine.evaluate(subject(bad)) if d.rule_id == "spam.outside-link"]
+    assert found and found[0].evidence(bad) == "dsb1-forms.example.xyz"
+
+
+def test_repeated_comment_and_burst_grouping() -> None:
+    engine = RuleEngine.shipped()
+    spam = "WIN a free iPhone, click the link in my bio!!"
+    results = [engine.evaluate(subject(spam, at=T0 + timedelta(seconds=i)))
+               for i in range(5)]
+    scam = [i for i, r in enumerate(results) if "spam.scam.en" in ids(r)]
+    assert scam == [0]  # the burst is grouped: only its first comment is reported
+    repeated = [i for i, r in enumerate(results) if "spam.repeated" in ids(r)]
+    assert repeated == [1]
+    later = engine.evaluate(subject(spam, at=T0 + timedelta(hours=3)))
+    assert "spam.scam.en" in ids(later)  # a new burst after the window
+    other = engine.evaluate(subject(spam, author="u2", at=T0 + timedelta(seconds=9)))
+    assert "spam.scam.en" in ids(other)
+
+
+def test_congrats_from_many_parents_is_not_spam() -> None:
+    engine = RuleEngine.shipped()
+    for n in range(10):
+        assert "spam.repeated" not in ids(engine.evaluate(subject("Congrats!!", author=f"p{n}")))
+
+
+def test_repeat_window_is_bounded() -> None:
+    from monitor.rules.recent import RecentWindow
+
+    window = RecentWindow(window_seconds=60, capacity=100)
+    for i in range(1000):
+        window.observe(f"k{i}", "a", at=float(i))
+    assert len(window) <= 100
+
+
+def test_broken_detector_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = RuleEngine.shipped()
+    target = next(c for c in engine.rules if c.rule.id == "privacy.email")
+
+    def boom(ctx: object) -> list[object]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(target.detector, "detect", boom)
+    found = ids(engine.evaluate(subject("mail a@b.com, i want to kill myself")))
+    assert "crisis.self-harm.en" in found and "privacy.email" not in found
+
+
+def test_env_is_shared_by_detectors() -> None:
+    env = RuleEnv(allowed_domains=("example.org",))
+    engine = RuleEngine([load_shipped_pack(n) for n in SHIPPED_PACKS], env=env)
+    assert "spam.outside-link" not in ids(engine.evaluate(subject("see example.org/x")))
