@@ -31,6 +31,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -256,11 +257,7 @@ def run_scenario(conn: Connection, platform: str, accounts: int, mode: str,
         result: dict[str, int] = fake_conn.recv()
         return result
 
-    profiler = None
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
+    profiler = _AllThreads() if profile else None
 
     cycles: list[Cycle] = []
     with tempfile.TemporaryDirectory() as d:
@@ -273,7 +270,7 @@ def run_scenario(conn: Connection, platform: str, accounts: int, mode: str,
                 cycle = Cycle()
                 requests_since()
                 cpu, start = _cpu(), time.perf_counter()
-                if profiler is not None and at != now:
+                if profiler is not None:
                     profiler.enable()
                 with ThreadPoolExecutor(max_workers=len(connectors)) as pool:  # as the engine
                     futures = [
@@ -311,7 +308,7 @@ def run_scenario(conn: Connection, platform: str, accounts: int, mode: str,
                 spent.clear()
                 requests_since()
                 cpu, start = _cpu(), time.perf_counter()
-                if profiler is not None and at != now:
+                if profiler is not None:
                     profiler.enable()
                 report, _ = service.poll_once(force=True)
                 if profiler is not None:
@@ -328,17 +325,52 @@ def run_scenario(conn: Connection, platform: str, accounts: int, mode: str,
     fake_conn.send("stop")
     fake_conn.recv()
     server.join(timeout=10)
-    text = ""
-    if profiler is not None:
+    text = profiler.report() if profiler is not None else ""
+    outcome = Result(platform, accounts, mode, counts, cycles[0], cycles[1], rss_start,
+                     rss_peak, concurrency, text)
+    conn.send(asdict(outcome))
+
+
+class _AllThreads:
+    """cProfile in every thread started while enabled (the engine's and connectors' pools).
+
+    Times add up over threads, so a function's cumulative time is thread-seconds.
+    """
+
+    def __init__(self) -> None:
+        import cProfile
+
+        self._new = cProfile.Profile
+        self._lock = threading.Lock()
+        self._profiles: list[Any] = []
+
+    def enable(self) -> None:
+        main = self._new()
+        self._profiles.append(main)
+        threading.setprofile(self._thread_started)
+        main.enable()
+
+    def _thread_started(self, *_: Any) -> None:
+        profile = self._new()
+        with self._lock:
+            self._profiles.append(profile)
+        profile.enable()  # replaces this hook in the new thread
+
+    def disable(self) -> None:
+        threading.setprofile(None)
+        self._profiles[0].disable()
+
+    def report(self) -> str:
         import io
         import pstats
 
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-        text = out.getvalue()
-    result = Result(platform, accounts, mode, counts, cycles[0], cycles[1], rss_start,
-                    rss_peak, concurrency, text)
-    conn.send(asdict(result))
+        stats = pstats.Stats(*self._profiles, stream=out)
+        out.write("== our code (monitor/, connectors/) by cumulative thread-seconds ==\n")
+        stats.sort_stats("cumulative").print_stats(r"/(monitor|connectors)/", 30)
+        out.write("== everything by own time ==\n")
+        stats.sort_stats("tottime").print_stats(20)
+        return out.getvalue()
 
 
 def _time_poll_many(connector: Any, name: str, spent: dict[str, float]) -> None:

@@ -225,8 +225,9 @@ class PollEngine:
                     )
                 row.settings_polled_at = now
             save_cursors(session, account.id, result.new_cursors, now)
-            if row.health not in ("ok", "new"):
-                log.info("account %s is healthy again (was %s)", account.id, row.health)
+            if row.health != "ok":
+                if row.health != "new":
+                    log.info("account %s is healthy again (was %s)", account.id, row.health)
                 row.health, row.health_reason, row.health_since = "ok", None, now
             row.last_success_at, row.not_before = now, None
             _collect(outcome, evaluations)

@@ -63,7 +63,8 @@ def finding_view(finding: Finding, account: Account) -> FindingView:
         author=author or "(unknown)",
         url=url,
         created_at=created,
-        summary=finding.summary,
+        # an item's finding is described by the item itself (kind, author, excerpt)
+        summary=finding.summary if item is None else "",
     )
 
 

@@ -27,7 +27,12 @@ def test_every_rule_names_a_section_and_an_action() -> None:
     for pack in PACKS.values():
         for rule in pack.rules:
             assert rule.section in {"3.0", "5.0", "7.0", "8.0", "9.0"}, rule.id
-            assert rule.action.strip(), rule.id
+            for language in ("en", "fr"):
+                assert rule.text_for("action", language).strip(), rule.id
+                assert rule.text_for("message", language).strip(), rule.id
+            if isinstance(rule.message, dict):  # shared rules speak both languages
+                assert set(rule.message) == {"en", "fr"}, rule.id
+                assert isinstance(rule.action, dict) and set(rule.action) == {"en", "fr"}, rule.id
 
 
 def test_duty_of_care_rules_are_urgent() -> None:
@@ -140,3 +145,16 @@ def test_settings_reject_unknown_keys_and_literal_salts() -> None:
         RulesSettings.model_validate({"protected_students_file": "names.txt"})
     with pytest.raises(ValueError, match="domain"):
         RulesSettings.model_validate({"allowed_domains": ["not a domain"]})
+
+
+def test_shared_rules_speak_the_school_language() -> None:
+    from monitor.model import Subject, SubjectKind
+    from monitor.rules import RuleEngine
+
+    engine = RuleEngine.shipped()
+    text = "appelez-moi au 819-555-0199 / call me at 819-555-0199"
+    for language, expected in (("en", "phone number"), ("fr", "numéro de téléphone")):
+        subject = Subject(kind=SubjectKind.COMMENT, account_id="a", school_id="s",
+                          language=language, text=text)
+        phone = [d for d in engine.evaluate(subject) if d.category == "personal_information"]
+        assert phone and expected in phone[0].message and " / " not in phone[0].message

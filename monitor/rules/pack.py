@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from monitor.model import Audience, Severity, SubjectKind
 from monitor.rules.detectors import Detector, RuleEnv, detector_class
@@ -23,6 +23,21 @@ SHIPPED_PACKS = ("common", "en", "fr")
 TEXT_KINDS = (SubjectKind.COMMENT, SubjectKind.REPLY, SubjectKind.MENTION, SubjectKind.TAG,
               SubjectKind.OWN_POST)
 
+
+
+def _localized(value: object) -> object:
+    if isinstance(value, dict):
+        unknown = set(value) - {"en", "fr"}
+        if unknown or not value:
+            raise ValueError("expected a string or a table with keys en and/or fr")
+        if not all(isinstance(v, str) and v for v in value.values()):
+            raise ValueError("each language's text must be a non-empty string")
+    elif not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty string or a table {en: ..., fr: ...}")
+    return value
+
+
+Localized = Annotated[str | dict[str, str], BeforeValidator(_localized)]
 
 class PackError(ValueError):
     """A rule pack is invalid; the message names the file, rule and key."""
@@ -69,12 +84,20 @@ class Rule(BaseModel):
     severity: Severity
     applies_to: list[SubjectKind] = Field(min_length=1)
     detector: DetectorSpec
-    message: str = Field(min_length=1)
-    action: str = Field(min_length=1)
+    # one string, or one per language ({en: ..., fr: ...}) for rules shared by both packs
+    message: Localized
+    action: Localized
     notify_owner_now: bool = False
     enabled: bool = True
     any_language: bool = False  # duty of care: a student may write in either language
     examples: Examples = Examples()
+
+    def text_for(self, field: Literal["message", "action"], language: str) -> str:
+        """The message or action in the recipient school's language (English as fallback)."""
+        value = getattr(self, field)
+        if isinstance(value, str):
+            return value
+        return str(value.get(language) or value.get("en") or next(iter(value.values())))
 
     @model_validator(mode="after")
     def _detector_params(self) -> Rule:
