@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -102,10 +102,22 @@ class Evaluator:
         account: AccountConfig,
         new: Sequence[tuple[Item, StoredItem]],
         now: datetime,
+        precomputed: Mapping[tuple[str, str], list[Detection]] | None = None,
     ) -> Evaluation:
         school = self.config.school(account.school)
-        subjects = [item_subject(item, account, school, self.config) for item, _ in new]
-        verdicts = self._evaluate(subjects)
+        known = precomputed or {}
+        missing = [item for item, _ in new if (account.id, item.external_id) not in known]
+        evaluated = dict(
+            zip(
+                [i.external_id for i in missing],
+                self._evaluate([item_subject(i, account, school, self.config) for i in missing]),
+                strict=True,
+            )
+        )
+        verdicts = [
+            known.get((account.id, item.external_id)) or evaluated.get(item.external_id, [])
+            for item, _ in new
+        ]
         out = Evaluation()
         for (item, row), detections in zip(new, verdicts, strict=True):
             summary = f"{item.kind.value} by {item.author.display_name or item.author.handle}"
@@ -122,6 +134,20 @@ class Evaluator:
                 item_id=row.id,
             )
         return out
+
+    def pre_evaluate(
+        self, pairs: Sequence[tuple[AccountConfig, Item]]
+    ) -> dict[tuple[str, str], list[Detection]]:
+        """Evaluate many accounts' items in one batch, keyed by (account, external id)."""
+        subjects = [
+            item_subject(item, account, self.config.school(account.school), self.config)
+            for account, item in pairs
+        ]
+        verdicts = self._evaluate(subjects)
+        return {
+            (account.id, item.external_id): v
+            for (account, item), v in zip(pairs, verdicts, strict=True)
+        }
 
     def evaluate_snapshot(
         self, session: Session, account: AccountConfig, snap: SettingsSnapshot, now: datetime

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor import audit
@@ -74,6 +74,20 @@ def save_cursors(
             session.add(Cursor(account_id=account_id, stream=stream, value=value, updated_at=now))
         elif row.value != value:
             row.value, row.updated_at = value, now
+
+
+def known_items(session: Session, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (account, external id) pairs are stored already (one query per 500 keys)."""
+    found: set[tuple[str, str]] = set()
+    pair = tuple_(StoredItem.account_id, StoredItem.external_id)
+    for start in range(0, len(keys), 500):
+        rows = session.execute(
+            select(StoredItem.account_id, StoredItem.external_id).where(
+                pair.in_(keys[start : start + 500])
+            )
+        )
+        found.update((a, e) for a, e in rows)
+    return found
 
 
 def store_new_items(
