@@ -176,6 +176,8 @@ class PollEngine:
                 done.update(a.id for a in accounts)
                 keeper = LeaseKeeper(self, [a.id for a in accounts]).start()
                 polled = self._poll_batch(accounts, now)
+                while stored:  # at most one claim stored while the next is polled
+                    report.outcomes.extend(stored.pop(0).result())
                 stored.append(storer.submit(self._store_batch, polled, now, cycle_start, keeper))
             for future in stored:
                 report.outcomes.extend(future.result())
