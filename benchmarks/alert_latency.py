@@ -27,11 +27,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config import parse_config  # noqa: E402
-from monitor.db.session import make_engine, upgrade  # noqa: E402
-from monitor.db.tables import Account, Finding, School, StoredItem  # noqa: E402
-from monitor.service import Service  # noqa: E402
-from tests.smtpd_support import CapturingSMTPServer  # noqa: E402
+from monitor.config import parse_config
+from monitor.db.session import make_engine, upgrade
+from monitor.db.tables import Account, Finding, School, StoredItem
+from monitor.service import Service
+from tests.smtpd_support import CapturingSMTPServer
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -45,15 +45,25 @@ def config(tmp: Path, db_url: str, accounts: int, schools: int, **mail: Any) -> 
         "schedule": {"timezone": "America/Toronto"},
         "web": {"enabled": False},
         "schools": [
-            {"id": f"s{s}", "name": f"School {s}", "principal": f"principal@s{s}.example",
-             "staff": [f"owner{s}-{o}@s{s}.example" for o in range(owners_per_school)]}
+            {
+                "id": f"s{s}",
+                "name": f"School {s}",
+                "principal": f"principal@s{s}.example",
+                "staff": [f"owner{s}-{o}@s{s}.example" for o in range(owners_per_school)],
+            }
             for s in range(schools)
         ],
         "accounts": [
-            {"id": f"a{i}", "platform": "replay", "handle": f"Account{i}",
-             "external_id": str(i), "school": f"s{i % schools}", "kind": "classroom",
-             "owners": [f"owner{i % schools}-{i // schools}@s{i % schools}.example"],
-             "replay_file": str(tmp / "events.jsonl")}
+            {
+                "id": f"a{i}",
+                "platform": "replay",
+                "handle": f"Account{i}",
+                "external_id": str(i),
+                "school": f"s{i % schools}",
+                "kind": "classroom",
+                "owners": [f"owner{i % schools}-{i // schools}@s{i % schools}.example"],
+                "replay_file": str(tmp / "events.jsonl"),
+            }
             for i in range(accounts)
         ],
     }
@@ -64,8 +74,15 @@ def latency(alerts: int) -> list[float]:
         tmp = Path(d)
         events = tmp / "events.jsonl"
         events.write_text("")
-        cfg = config(tmp, f"sqlite:///{tmp / 'pw.db'}", accounts=20, schools=2,
-                     host="127.0.0.1", port=smtp.port, security="none")
+        cfg = config(
+            tmp,
+            f"sqlite:///{tmp / 'pw.db'}",
+            accounts=20,
+            schools=2,
+            host="127.0.0.1",
+            port=smtp.port,
+            security="none",
+        )
         service = Service(parse_config(cfg))
         service.poll_once(force=True)
         arrivals: list[float] = []
@@ -79,9 +96,14 @@ def latency(alerts: int) -> list[float]:
         out = []
         base = datetime.now(UTC) - timedelta(hours=1)
         for i in range(alerts):
-            event = {"at": (base + timedelta(seconds=i)).isoformat(), "account": f"a{i % 20}",
-                     "type": "comment", "id": f"c{i}", "author": {"id": f"u{i}", "name": "Kid"},
-                     "text": f"i want to kill myself tonight ({i})"}
+            event = {
+                "at": (base + timedelta(seconds=i)).isoformat(),
+                "account": f"a{i % 20}",
+                "type": "comment",
+                "id": f"c{i}",
+                "author": {"id": f"u{i}", "name": "Kid"},
+                "text": f"i want to kill myself tonight ({i})",
+            }
             with events.open("a") as fh:
                 fh.write(json.dumps(event) + "\n")
             start = time.perf_counter()
@@ -100,37 +122,74 @@ def seed(db_url: str, tmp: Path, owners: int, findings: int) -> dict[str, Any]:
     upgrade(engine)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(sa.insert(School), [{"id": s["id"], "name": s["name"], "language": "en"}
-                                         for s in cfg["schools"]])
-        conn.execute(sa.insert(Account), [
-            {"id": a["id"], "school_id": a["school"], "platform": "replay", "handle": a["handle"],
-             "external_id": a["external_id"], "kind": "classroom", "enabled": True,
-             "health": "ok", "last_success_at": now}
-            for a in cfg["accounts"]
-        ])
+        conn.execute(
+            sa.insert(School),
+            [{"id": s["id"], "name": s["name"], "language": "en"} for s in cfg["schools"]],
+        )
+        conn.execute(
+            sa.insert(Account),
+            [
+                {
+                    "id": a["id"],
+                    "school_id": a["school"],
+                    "platform": "replay",
+                    "handle": a["handle"],
+                    "external_id": a["external_id"],
+                    "kind": "classroom",
+                    "enabled": True,
+                    "health": "ok",
+                    "last_success_at": now,
+                }
+                for a in cfg["accounts"]
+            ],
+        )
         per = findings // owners
         batch_items, batch_findings = [], []
         item_id = 0
         for a in cfg["accounts"]:
             for j in range(per):
                 item_id += 1
-                batch_items.append({
-                    "id": item_id, "account_id": a["id"], "platform": "replay",
-                    "external_id": f"i{j}", "kind": "comment", "author_id": "u",
-                    "author_handle": "kid", "author_name": "Kid",
-                    "text": f"comment {j} with call me at 705-555-0143 please",
-                    "url": f"https://x.com/k/status/{item_id}", "created_at": now,
-                    "first_seen_at": now, "raw": {}, "content_hash": "0" * 64})
-                batch_findings.append({
-                    "account_id": a["id"], "school_id": a["school"], "item_id": item_id,
-                    "dedupe_key": f"item:{item_id}", "subject_kind": "comment",
-                    "rule_id": "privacy.phone", "section": "5.0" if j % 2 else "8.0",
-                    "category": "personal_information", "severity": "digest",
-                    "detector": "phone_number", "score": 1.0,
-                    "message": "Personal information: a phone number was posted.",
-                    "action": "Document the comment and remove it promptly.",
-                    "summary": "comment by Kid", "evidence_start": 23, "evidence_end": 35,
-                    "evidence_text": None, "status": "open", "created_at": now})
+                batch_items.append(
+                    {
+                        "id": item_id,
+                        "account_id": a["id"],
+                        "platform": "replay",
+                        "external_id": f"i{j}",
+                        "kind": "comment",
+                        "author_id": "u",
+                        "author_handle": "kid",
+                        "author_name": "Kid",
+                        "text": f"comment {j} with call me at 705-555-0143 please",
+                        "url": f"https://x.com/k/status/{item_id}",
+                        "created_at": now,
+                        "first_seen_at": now,
+                        "raw": {},
+                        "content_hash": "0" * 64,
+                    }
+                )
+                batch_findings.append(
+                    {
+                        "account_id": a["id"],
+                        "school_id": a["school"],
+                        "item_id": item_id,
+                        "dedupe_key": f"item:{item_id}",
+                        "subject_kind": "comment",
+                        "rule_id": "privacy.phone",
+                        "section": "5.0" if j % 2 else "8.0",
+                        "category": "personal_information",
+                        "severity": "digest",
+                        "detector": "phone_number",
+                        "score": 1.0,
+                        "message": "Personal information: a phone number was posted.",
+                        "action": "Document the comment and remove it promptly.",
+                        "summary": "comment by Kid",
+                        "evidence_start": 23,
+                        "evidence_end": 35,
+                        "evidence_text": None,
+                        "status": "open",
+                        "created_at": now,
+                    }
+                )
             if len(batch_items) >= 20_000:
                 conn.execute(sa.insert(StoredItem), batch_items)
                 conn.execute(sa.insert(Finding), batch_findings)
@@ -139,8 +198,12 @@ def seed(db_url: str, tmp: Path, owners: int, findings: int) -> dict[str, Any]:
             conn.execute(sa.insert(StoredItem), batch_items)
             conn.execute(sa.insert(Finding), batch_findings)
         if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('items', 'id'), "
-                                 "(SELECT max(id) FROM items))"))
+            conn.execute(
+                sa.text(
+                    "SELECT setval(pg_get_serial_sequence('items', 'id'), "
+                    "(SELECT max(id) FROM items))"
+                )
+            )
     engine.dispose()
     return cfg
 
@@ -176,10 +239,12 @@ def main() -> None:
 
     lat = sorted(latency(args.alerts))
     p50 = statistics.median(lat)
-    p99 = lat[min(len(lat) - 1, int(round(0.99 * len(lat))) - 1)]
-    print(f"alert latency over {len(lat)} alerts (poll start -> SMTP accepted): "
-          f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms "
-          f"(target p99 <= 2000 ms: {'met' if p99 <= 2 else 'MISSED'})")
+    p99 = lat[min(len(lat) - 1, round(0.99 * len(lat)) - 1)]
+    print(
+        f"alert latency over {len(lat)} alerts (poll start -> SMTP accepted): "
+        f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms "
+        f"(target p99 <= 2000 ms: {'met' if p99 <= 2 else 'MISSED'})"
+    )
 
     backends = [("sqlite", None)]
     if not args.skip_postgres:
@@ -196,9 +261,11 @@ def main() -> None:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
                 admin.dispose()
-        print(f"digest build on {name}: {n} digests for {args.owners} owners over "
-              f"{args.findings} findings in {elapsed:.1f} s "
-              f"(target <= 30 s: {'met' if elapsed <= 30 else 'MISSED'})")
+        print(
+            f"digest build on {name}: {n} digests for {args.owners} owners over "
+            f"{args.findings} findings in {elapsed:.1f} s "
+            f"(target <= 30 s: {'met' if elapsed <= 30 else 'MISSED'})"
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -162,13 +162,13 @@ class PollEngine:
         report = CycleReport()
         done: set[str] = set()
         cycle_start = self.clock()
-        limit = self.claim_size(cycle_start)
+        limit, share = self.claim_size(cycle_start)
         # Storing (and rule evaluation) runs in its own thread, so the next claim is
         # polled while the previous one is stored: a cycle takes about as long as the
         # slower of the two, not their sum.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as storer:
-            stored = []
-            while not self.stopping.is_set():
+            stored: list[Future[list[AccountOutcome]]] = []
+            while not self.stopping.is_set() and (force or len(done) < share):
                 now = self.clock()
                 accounts = self.claim(now, force=force, skip=done, limit=limit, due_at=cycle_start)
                 if not accounts:
@@ -183,8 +183,14 @@ class PollEngine:
                 report.outcomes.extend(future.result())
         return report
 
-    def claim_size(self, now: datetime) -> int:
-        """About half of this worker's share per claim, so live workers split the accounts."""
+    def claim_size(self, now: datetime) -> tuple[int, int]:
+        """(accounts per claim, accounts per cycle) for this worker.
+
+        A worker takes about its share of the accounts per cycle, in claims of half its
+        share, so live workers split the work even when their ticks are staggered;
+        accounts it leaves are due for the others' ticks, and a dead worker stops
+        counting as live after three intervals without a heartbeat.
+        """
         window = now - self.config.schedule.poll_interval * 3
         with self.sessions() as session:
             live = (
@@ -196,7 +202,8 @@ class PollEngine:
                 or 1
             )
         enabled = sum(1 for a in self.config.accounts if a.enabled)
-        return max(MIN_CLAIM, min(CLAIM_BATCH, -(-enabled // (2 * live))))
+        share = -(-enabled // live)
+        return max(MIN_CLAIM, min(CLAIM_BATCH, -(-share // 2))), max(share, MIN_CLAIM)
 
     def _poll_batch(
         self, accounts: Sequence[AccountConfig], now: datetime

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import time_machine
 from sqlalchemy import select
-import requests
 
 from monitor.acklinks import AckSigner, InvalidLinkError
 from monitor.actions import ActionError
@@ -59,7 +59,9 @@ def urgent_finding_id(service: Service) -> int:
     return ids[0]
 
 
-def test_escalation_climbs_one_rung_at_a_time_until_acknowledged(tmp_path: Path, db_url: str) -> None:
+def test_escalation_climbs_one_rung_at_a_time_until_acknowledged(
+    tmp_path: Path, db_url: str
+) -> None:
     write_events(tmp_path / "events.jsonl", CRISIS)
     with time_machine.travel(T0 + timedelta(hours=1), tick=False) as traveller:
         service = make(tmp_path, db_url)
@@ -97,7 +99,9 @@ def test_acknowledging_stops_the_ladder(tmp_path: Path, db_url: str) -> None:
         assert recipients(tmp_path) == ["principal@central.example"]
         with service.sessions() as s:
             row = s.get_one(Finding, finding)
-            assert row.status == "acknowledged" and row.acknowledged_by == "principal@central.example"
+            assert (
+                row.status == "acknowledged" and row.acknowledged_by == "principal@central.example"
+            )
         service.resolve(finding, "reported", "called the family; CAS informed")
         with service.sessions() as s:
             assert s.get_one(Finding, finding).resolution == "reported"
@@ -240,16 +244,25 @@ def test_no_content_of_one_school_reaches_another_through_any_template(tmp_path:
     events = []
     for school, account in (("central", "central-a"), ("north", "north-a")):
         marker = f"ZQ{school.upper()}MARK"
-        for i, text in enumerate([
-            f"i want to kill myself {marker}",
-            f"call me at 705-555-0139 {marker}",
-            f"this is fucking stupid {marker}",
-            f"lovely concert {marker}",
-        ]):
-            events.append({"at": (T0 + timedelta(minutes=i)).isoformat(), "account": account,
-                           "type": "comment", "id": f"{school}-{i}", "text": text,
-                           "author": {"id": f"a{i}", "handle": f"{school}h", "name": f"{marker}N"},
-                           "url": f"https://x.com/{school}/status/{i}"})
+        for i, text in enumerate(
+            [
+                f"i want to kill myself {marker}",
+                f"call me at 705-555-0139 {marker}",
+                f"this is fucking stupid {marker}",
+                f"lovely concert {marker}",
+            ]
+        ):
+            events.append(
+                {
+                    "at": (T0 + timedelta(minutes=i)).isoformat(),
+                    "account": account,
+                    "type": "comment",
+                    "id": f"{school}-{i}",
+                    "text": text,
+                    "author": {"id": f"a{i}", "handle": f"{school}h", "name": f"{marker}N"},
+                    "url": f"https://x.com/{school}/status/{i}",
+                }
+            )
     write_events(tmp_path / "events.jsonl", events)
     with time_machine.travel(TORONTO_0659 + timedelta(minutes=1), tick=False) as traveller:
         service = make(tmp_path)

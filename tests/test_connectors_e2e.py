@@ -34,39 +34,61 @@ def fakes() -> Iterator[tuple[FakeXApi, FakeGraphAPI]]:
         x.add_user(ME, "grade5central", "Grade 5 Central", protected=False)
         x.add_user("200", "sam", "Sam Parent")
         x.add_tweet("1001", ME, "Our science fair is Friday!", now - timedelta(hours=3))
-        x.add_tweet("1002", "200", "@grade5central i want to kill myself",
-                    now - timedelta(hours=2), conversation_id="1001", replied_to="1001",
-                    in_reply_to_user_id=ME)
-        x.add_tweet("1003", "200", "Proud of @grade5central for the food drive",
-                    now - timedelta(hours=1), mentions=(ME,))
+        x.add_tweet(
+            "1002",
+            "200",
+            "@grade5central i want to kill myself",
+            now - timedelta(hours=2),
+            conversation_id="1001",
+            replied_to="1001",
+            in_reply_to_user_id=ME,
+        )
+        x.add_tweet(
+            "1003",
+            "200",
+            "Proud of @grade5central for the food drive",
+            now - timedelta(hours=1),
+            mentions=(ME,),
+        )
         graph = FakeGraphAPI().start()
         try:
             graph.add_page(PAGE, name="Central Public School")
             graph.add_post(PAGE, f"{PAGE}_1", epoch - 7200, "Picture day is Thursday")
-            graph.add_comment(PAGE, f"{PAGE}_1", "c1", epoch - 3600,
-                              "call me at 705-555-0143 for the carpool",
-                              {"id": "901", "name": "Dana K."})
-            graph.add_tagged(PAGE, "t1", epoch - 1800, "Great game vs Central",
-                             {"id": "902", "name": "Northside"})
+            graph.add_comment(
+                PAGE,
+                f"{PAGE}_1",
+                "c1",
+                epoch - 3600,
+                "call me at 705-555-0143 for the carpool",
+                {"id": "901", "name": "Dana K."},
+            )
+            graph.add_tagged(
+                PAGE,
+                "t1",
+                epoch - 1800,
+                "Great game vs Central",
+                {"id": "902", "name": "Northside"},
+            )
             graph.add_ig_user(IG, "centralps")
             graph.add_media(IG, "m1", epoch - 7200, "Art show")
-            graph.add_ig_comment(IG, "m1", "ic1", epoch - 600, "this is fucking stupid",
-                                 "kid_23", from_id="903")
+            graph.add_ig_comment(
+                IG, "m1", "ic1", epoch - 600, "this is fucking stupid", "kid_23", from_id="903"
+            )
             yield x, graph
         finally:
             graph.stop()
 
 
 def write_config(tmp_path: Path, x: FakeXApi, graph: FakeGraphAPI) -> Path:
-    fast = '{ retry_attempts = 1 }'
+    fast = "{ retry_attempts = 1 }"
     config = tmp_path / "policywatch.toml"
     config.write_text(f"""
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [database]
-url = "sqlite:///{tmp_path / 'pw.db'}"
+url = "sqlite:///{tmp_path / "pw.db"}"
 [mail]
 sender = "policywatch@board.example"
-outbox_dir = "{tmp_path / 'outbox'}"
+outbox_dir = "{tmp_path / "outbox"}"
 [[schools]]
 id = "central"
 name = "Central Public School"
@@ -109,8 +131,13 @@ api_base_url = "{graph.base_url}"
 
 def policywatch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "E2E_X_TOKEN": BEARER, "E2E_FB_TOKEN": GRAPH_TOKEN, "COLUMNS": "200"}
-    return subprocess.run([POLICYWATCH, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [POLICYWATCH, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_poll_once_on_three_platforms_then_only_incremental(
@@ -139,8 +166,11 @@ def test_poll_once_on_three_platforms_then_only_incremental(
     assert "new items: 0" in second.stdout
     mentions = x.requests_to(r"/2/users/\d+/mentions")
     assert mentions and all("since_id" in r.query for r in mentions)
-    timeline_reads = [r for r in [*graph.requests, *graph.batch_items]
-                      if r.path.rstrip("/").endswith(("/feed", "/media"))]
+    timeline_reads = [
+        r
+        for r in [*graph.requests, *graph.batch_items]
+        if r.path.rstrip("/").endswith(("/feed", "/media"))
+    ]
     assert timeline_reads, "the second poll read the feed and the media again"
     assert all("since" in r.query for r in timeline_reads)  # time-based, incremental
     again = policywatch(config, "findings", "list", "--json")

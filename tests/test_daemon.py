@@ -32,17 +32,17 @@ external_id = "{i}"
 school = "central"
 kind = "classroom"
 owners = ["owner@central.example"]
-replay_file = "{tmp_path / 'events.jsonl'}"
+replay_file = "{tmp_path / "events.jsonl"}"
 """
         for i, a in enumerate(accounts)
     )
     return f"""
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [database]
-url = "sqlite:///{tmp_path / 'pw.db'}"
+url = "sqlite:///{tmp_path / "pw.db"}"
 [mail]
 sender = "policywatch@board.example"
-outbox_dir = "{tmp_path / 'outbox'}"
+outbox_dir = "{tmp_path / "outbox"}"
 [schedule]
 poll_interval = "1s"
 [web]
@@ -80,15 +80,26 @@ class NotifySocket:
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], NotifySocket, Path]]:
     now = datetime.now(UTC) - timedelta(minutes=1)
-    event = {"at": now.isoformat(), "account": "central-a", "type": "comment", "id": "c1",
-             "text": "i want to kill myself", "author": {"id": "u1", "name": "Kid"}}
+    event = {
+        "at": now.isoformat(),
+        "account": "central-a",
+        "type": "comment",
+        "id": "c1",
+        "text": "i want to kill myself",
+        "author": {"id": "u1", "name": "Kid"},
+    }
     (tmp_path / "events.jsonl").write_text(json.dumps(event) + "\n")
     config = tmp_path / "policywatch.toml"
     config.write_text(toml_config(tmp_path))
     notify = NotifySocket(tmp_path / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path)}
-    proc = subprocess.Popen([POLICYWATCH, "--config", str(config), "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [POLICYWATCH, "--config", str(config), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc, notify, config
     finally:
@@ -99,8 +110,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], NotifySocket
 
 
 def urgent_alerts(tmp_path: Path) -> list[Path]:
-    return [p for p in (tmp_path / "outbox").glob("*.eml")
-            if b"Subject: URGENT" in p.read_bytes()]
+    return [p for p in (tmp_path / "outbox").glob("*.eml") if b"Subject: URGENT" in p.read_bytes()]
 
 
 def wait_until(predicate: object, timeout: float = 30) -> None:
@@ -119,8 +129,9 @@ def test_daemon_ready_alerts_reloads_and_stops_cleanly(
     notify.wait_for("READY=1")
     wait_until(lambda: len(urgent_alerts(tmp_path)) == 1)
 
-    second = subprocess.run([POLICYWATCH, "--config", str(config), "run"],
-                            capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [POLICYWATCH, "--config", str(config), "run"], capture_output=True, text=True, timeout=60
+    )
     assert second.returncode == 1 and "already running" in second.stderr
 
     good = config.read_text()
@@ -132,7 +143,7 @@ def test_daemon_ready_alerts_reloads_and_stops_cleanly(
     notify.wait_for_count("READY=1", 3)
     proc.send_signal(signal.SIGTERM)
     start = time.monotonic()
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert time.monotonic() - start < 30
     notify.wait_for("STOPPING=1")
