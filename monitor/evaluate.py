@@ -119,9 +119,13 @@ class Evaluator:
             for item, _ in new
         ]
         out = Evaluation()
+        # One urgent email per incident: urgent findings of this poll are grouped by
+        # thread, so a burst of crisis replies under one post is one alert, not ten.
+        incidents: dict[str, list[tuple[Finding, Detection]]] = defaultdict(list)
+        first_item: dict[str, int] = {}
         for (item, row), detections in zip(new, verdicts, strict=True):
             summary = f"{item.kind.value} by {item.author.display_name or item.author.handle}"
-            self._record(
+            urgent = self._record(
                 session,
                 out,
                 account,
@@ -132,7 +136,15 @@ class Evaluator:
                 summary,
                 now,
                 item_id=row.id,
+                queue_urgent=False,
             )
+            if urgent:
+                thread = item.parent_id or item.external_id
+                incidents[thread].extend(urgent)
+                first_item.setdefault(thread, row.id)
+        for thread, urgent in incidents.items():
+            key = f"item:{first_item[thread]}"  # the incident is named by its first item
+            out.notifications += self._queue_urgent(session, account, key, urgent, now)
         return out
 
     def pre_evaluate(
@@ -261,7 +273,9 @@ class Evaluator:
         *,
         item_id: int | None = None,
         snapshot_id: int | None = None,
-    ) -> None:
+        queue_urgent: bool = True,
+    ) -> list[tuple[Finding, Detection]]:
+        """Store the detections as findings; return the urgent ones (queued unless told)."""
         urgent: list[tuple[Finding, Detection]] = []
         for detection in detections:
             finding = record_finding(
@@ -281,8 +295,9 @@ class Evaluator:
             out.findings.append(finding)
             if detection.severity is Severity.URGENT:
                 urgent.append((finding, detection))
-        if urgent:
+        if urgent and queue_urgent:
             out.notifications += self._queue_urgent(session, account, dedupe_key, urgent, now)
+        return urgent
 
     def _queue_urgent(
         self,

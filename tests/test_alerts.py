@@ -282,3 +282,37 @@ def test_no_content_of_one_school_reaches_another_through_any_template(tmp_path:
             if other != school and school != "board":
                 assert f"ZQ{other.upper()}MARK" not in raw, (to, msg["Subject"])
                 assert f"https://x.com/{other}/" not in raw
+
+
+def test_a_burst_of_crisis_replies_on_one_thread_is_one_alert(tmp_path: Path) -> None:
+    burst = [
+        {
+            **CRISIS[0],
+            "id": f"b{i}",
+            "parent": "1",
+            "text": text,
+            "at": (T0 + timedelta(minutes=10 + i)).isoformat(),
+        }
+        for i, text in enumerate(
+            ["i want to kill myself", "me too i want to die", "i'm going to shoot everyone"]
+        )
+    ]
+    other = {
+        **CRISIS[0],
+        "id": "lone",
+        "parent": "99",
+        "text": "i want to kill myself",
+        "at": (T0 + timedelta(minutes=20)).isoformat(),
+    }
+    write_events(tmp_path / "events.jsonl", [*burst, other])
+    with time_machine.travel(T0 + timedelta(hours=1), tick=False):
+        service = make(tmp_path)
+        service.poll_once(force=True)
+        with service.sessions() as s:
+            urgent = s.scalars(select(Finding).where(Finding.severity == "urgent")).all()
+        service.close()
+    assert len(urgent) >= 4  # every comment is still its own documented finding
+    alerts = outbox(tmp_path)
+    assert recipients(tmp_path) == ["principal@central.example"] * 2  # thread 1, thread 99
+    texts = [m.get_body(("plain",)).get_content() for m in alerts]  # type: ignore[union-attr]
+    assert sum("me too i want to die" in t and "shoot everyone" in t for t in texts) == 1
