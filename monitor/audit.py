@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from monitor.db.tables import AuditEntry, AuditHead, Finding, Notification, NotificationFinding
+from monitor.model import HasId
 from monitor.timeutil import as_utc
 
 GENESIS = "0" * 64
@@ -158,14 +159,18 @@ def record_finding(session: Session, f: Finding, now: datetime) -> None:
 
 
 def record_notification(
-    session: Session, note: Notification, findings: Sequence[Finding], now: datetime
+    session: Session, note: Notification, findings: Sequence[HasId], now: datetime
 ) -> None:
     data = _notification_data(note) | {"findings": sorted(f.id for f in findings)}
     record(session, "notification", f"notification:{note.id}", data, now)
 
 
-def record_sent(session: Session, note: Notification) -> None:
-    data = _notification_data(note) | {"findings": sorted(f.id for f in note.findings)}
+def record_sent(
+    session: Session, note: Notification, finding_ids: Sequence[int] | None = None
+) -> None:
+    if finding_ids is None:
+        finding_ids = [f.id for f in note.findings]
+    data = _notification_data(note) | {"findings": sorted(finding_ids)}
     data["attempts"] = note.attempts
     record(
         session,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,12 @@ from reports.render import message_id_for
 log = logging.getLogger(__name__)
 
 MAILED_SEVERITIES = ("digest", "urgent")
+
+
+class FindingRef(NamedTuple):
+    """A finding known by id only: what linking it to a notification needs."""
+
+    id: int
 
 
 def owners_of(config: Config, school: SchoolConfig) -> list[str]:
@@ -92,7 +99,7 @@ class DigestPlanner:
             for owner in owners_of(self.config, school):
                 if only is not None and owner != only:
                     continue
-                findings = self.unsent_findings(session, school, owner)
+                findings = self.unsent_findings(session, school, owner, ids_only=True)
                 if findings:
                     key = f"digest:{school.id}:{owner}:{max(f.id for f in findings)}"
                 elif self.config.digest.send_empty_digest:
@@ -112,7 +119,11 @@ class DigestPlanner:
                 queued += row is not None
         return queued
 
-    def unsent_findings(self, session: Session, school: SchoolConfig, owner: str) -> list[Finding]:
+    def unsent_findings(
+        self, session: Session, school: SchoolConfig, owner: str, *, ids_only: bool = False
+    ) -> list[Any]:
+        """The owner's findings not yet in one of their digests; with `ids_only`, light
+        rows with just `.id` (queueing a digest needs no more, rendering loads the rest)."""
         accounts = [
             a.id for a in self.config.accounts if a.school == school.id and owner in a.owners
         ]
@@ -123,18 +134,16 @@ class DigestPlanner:
             NotificationFinding.recipient == owner,
             NotificationFinding.kind == "digest",
         )
-        return list(
-            session.scalars(
-                select(Finding)
-                .where(
-                    Finding.school_id == school.id,
-                    Finding.account_id.in_(accounts),
-                    Finding.severity.in_(MAILED_SEVERITIES),
-                    ~already,
-                )
-                .order_by(Finding.id)
-            )
+        where = (
+            Finding.school_id == school.id,
+            Finding.account_id.in_(accounts),
+            Finding.severity.in_(MAILED_SEVERITIES),
+            ~already,
         )
+        if ids_only:
+            ids = session.scalars(select(Finding.id).where(*where).order_by(Finding.id))
+            return [FindingRef(i) for i in ids]
+        return list(session.scalars(select(Finding).where(*where).order_by(Finding.id)))
 
     def claim(self, job: str, key: str, now: datetime) -> bool:
         """Claim a once-only job occurrence; False when it ran (or runs) elsewhere."""

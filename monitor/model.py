@@ -13,9 +13,16 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 JSON = Any  # a value that json.dumps accepts
+
+
+class HasId(Protocol):
+    """A stored finding, or a light reference to one, where only its id is needed."""
+
+    @property
+    def id(self) -> int: ...
 
 
 class ItemKind(enum.StrEnum):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import audit, metrics
 from monitor.acklinks import AckSigner
@@ -60,16 +60,23 @@ class Outbox:
         self.signer = signer
         self.template_dir = config.reports.template_dir
 
-    def render(self, session: Session, note: Notification) -> OutgoingMessage:
-        findings = list(
+    @staticmethod
+    def covered(session: Session, note: Notification) -> list[Finding]:
+        """The findings a notification carries (items are loaded only for those shown)."""
+        return list(
             session.scalars(
                 select(Finding)
                 .join(NotificationFinding, NotificationFinding.finding_id == Finding.id)
                 .where(NotificationFinding.notification_id == note.id)
-                .options(selectinload(Finding.item))
                 .order_by(Finding.id)
             )
         )
+
+    def render(
+        self, session: Session, note: Notification, findings: list[Finding] | None = None
+    ) -> OutgoingMessage:
+        if findings is None:
+            findings = self.covered(session, note)
         if note.kind == "summary":
             rendered = render_summary(
                 summary_view(
@@ -156,8 +163,9 @@ class Outbox:
             note = session.get(Notification, note_id, with_for_update={"skip_locked": True})
             if note is None or note.status != "pending":
                 return
+            findings = self.covered(session, note)
             try:
-                message = self.render(session, note)
+                message = self.render(session, note, findings)
                 path = self.mailer.send(message)
             except MailError as exc:
                 self._retry_later(note, str(exc))
@@ -176,12 +184,9 @@ class Outbox:
             )
             note.attempts += 1
             note.last_error = None
-            audit.record_sent(session, note)
-            if note.kind == "urgent":
-                for finding in note.findings:
-                    if finding.item is not None and note.sent_at is not None:
-                        metrics.observe_alert_latency(finding.item.first_seen_at, note.sent_at)
-                        break
+            audit.record_sent(session, note, [f.id for f in findings])
+            if note.kind == "urgent" and findings and findings[0].item is not None:
+                metrics.observe_alert_latency(findings[0].item.first_seen_at, note.sent_at)
             report.sent.append((note.kind, note.recipient, path))
 
     def _retry_later(self, note: Notification, error: str) -> None:

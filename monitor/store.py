@@ -28,7 +28,7 @@ from monitor.db.tables import (
     StoredItem,
     StoredSnapshot,
 )
-from monitor.model import Detection, Item, SettingsSnapshot, SubjectKind
+from monitor.model import Detection, HasId, Item, SettingsSnapshot, SubjectKind
 
 
 def sync_registry(session: Session, config: Config) -> None:
@@ -220,7 +220,7 @@ def queue_notification(
     kind: str,
     recipient: str,
     school_id: str,
-    findings: Iterable[Finding],
+    findings: Iterable[HasId],
     now: datetime,
     message_id: str,
     incident: str | None = None,

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from monitor.config import Config
-from monitor.db.tables import Account, Finding
+from monitor.db.tables import Account, Finding, StoredItem
 from monitor.timeutil import as_utc
 from reports.render import section_title
 from reports.views import (
@@ -66,6 +66,23 @@ def finding_view(finding: Finding, account: Account) -> FindingView:
         # an item's finding is described by the item itself (kind, author, excerpt)
         summary=finding.summary if item is None else "",
     )
+
+
+def _load_items(session: Session, findings: Sequence[Finding]) -> list[StoredItem]:
+    """Load the shown findings' items in one query (without the raw payloads), so that
+    `finding.item` reads them from the session instead of one query each.  The caller
+    keeps the returned list: the session only holds weak references."""
+    ids = [f.item_id for f in findings if f.item_id is not None]
+    items: list[StoredItem] = []
+    for start in range(0, len(ids), 500):
+        items.extend(
+            session.scalars(
+                select(StoredItem)
+                .where(StoredItem.id.in_(ids[start : start + 500]))
+                .options(defer(StoredItem.raw))
+            )
+        )
+    return items
 
 
 def _check_scope(findings: Sequence[Finding], school_id: str) -> None:
@@ -122,6 +139,7 @@ def digest_view(
     # Nobody reads 200 findings in an email: list the most serious, count the rest.
     listed = sorted(findings, key=lambda f: (-_SEVERITY_RANK.get(f.severity, 0), f.section, f.id))
     listed = listed[: config.digest.max_listed]
+    items = _load_items(session, listed)  # noqa: F841 - held while the views are built
     for f in sorted(listed, key=lambda f: (f.account_id, f.section, f.id)):
         grouped[f.account_id][f.section].append(finding_view(f, rows[f.account_id]))
     accounts = [
