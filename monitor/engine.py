@@ -26,11 +26,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.base import AccountPoll, Connector, ConnectorError, connector_class
 from monitor import metrics
+from monitor.actions import resolve
 from monitor.config import AccountConfig, Config
-from monitor.db.tables import Account, JobRun
+from monitor.db.tables import Account, JobRun, StoredItem
 from monitor.evaluate import Evaluation, Evaluator
 from monitor.locks import try_job_lock, wait_job_lock
-from monitor.model import Author, Detection, Item, PollResult
+from monitor.model import Author, Detection, Item, ItemKind, PollResult
 from monitor.store import (
     known_items,
     load_cursors,
@@ -64,6 +65,7 @@ class AccountOutcome:
     notifications: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    to_hide: dict[str, list[int]] = field(default_factory=dict)  # external id -> finding ids
 
 
 @dataclass
@@ -236,7 +238,10 @@ class PollEngine:
             outcomes = []
             for account, result in polled:
                 try:
-                    outcomes.append(self.store_result(account, result, now, cycle_start, verdicts))
+                    outcome = self.store_result(account, result, now, cycle_start, verdicts)
+                    outcomes.append(outcome)
+                    if outcome.to_hide:
+                        self.moderate(account, outcome.to_hide)
                 except Exception as exc:
                     log.exception("storing the poll of account %s failed", account.id)
                     outcomes.append(
@@ -333,6 +338,8 @@ class PollEngine:
             new = store_new_items(session, items, now)
             outcome.new_items = len(new)
             evaluations = [self.evaluator.evaluate_items(session, account, new, now, verdicts)]
+            if account.moderation == "hide":
+                outcome.to_hide = _hideable(new, evaluations[0])
             if result.settings_snapshot is not None:
                 for snapshot in [*result.earlier_snapshots, result.settings_snapshot]:
                     evaluations.append(
@@ -351,6 +358,31 @@ class PollEngine:
             for section, severity in outcome.findings:
                 metrics.observe_finding(section, severity)
         return outcome
+
+    def moderate(self, account: AccountConfig, to_hide: Mapping[str, list[int]]) -> None:
+        """moderation = "hide": hide flagged comments on the platform, after the findings
+        (the documentation) are committed, and record it as the findings' resolution.
+        Comments are hidden, never deleted, and crisis comments are left for a person."""
+        connector = self.connector(account.platform)
+        for external_id, finding_ids in to_hide.items():
+            try:
+                connector.hide(account, external_id)
+            except ConnectorError as exc:
+                log.warning(
+                    "account %s: could not hide %s: %s", account.id, external_id, exc.reason
+                )
+                continue
+            with self.sessions.begin() as session:
+                for finding_id in finding_ids:
+                    resolve(
+                        session,
+                        finding_id,
+                        "hidden",
+                        "hidden automatically (moderation = hide)",
+                        None,
+                        self.clock(),
+                    )
+            log.info("account %s: hid comment %s on %s", account.id, external_id, account.platform)
 
     def _record_failure(
         self,
@@ -434,6 +466,26 @@ class LeaseKeeper:
     def stop(self) -> None:
         self.done.set()
         self.thread.join(timeout=10)
+
+
+# What `moderation = "hide"` hides: content the policy says to remove (section 8). A
+# crisis, a threat or anything about the account itself is left for a person to handle.
+HIDE_CATEGORIES = frozenset({"inappropriate_language", "personal_information", "spam", "bullying"})
+HIDEABLE_KINDS = frozenset({ItemKind.COMMENT, ItemKind.REPLY})
+
+
+def _hideable(
+    new: Sequence[tuple[Item, StoredItem]], evaluation: Evaluation
+) -> dict[str, list[int]]:
+    by_row = {row.id: item for item, row in new if item.kind in HIDEABLE_KINDS}
+    crisis_rows = {f.item_id for f in evaluation.findings if f.severity == "urgent"}
+    out: dict[str, list[int]] = {}
+    for f in evaluation.findings:
+        item = by_row.get(f.item_id) if f.item_id is not None else None
+        if item is None or f.category not in HIDE_CATEGORIES or f.item_id in crisis_rows:
+            continue
+        out.setdefault(item.external_id, []).append(f.id)
+    return out
 
 
 def _collect(outcome: AccountOutcome, evaluations: Sequence[Evaluation]) -> None:

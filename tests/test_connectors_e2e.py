@@ -115,6 +115,7 @@ kind = "school"
 owners = ["owner@central.example"]
 credentials = {{ page_token_env = "E2E_FB_TOKEN" }}
 api_base_url = "{graph.base_url}"
+moderation = "hide"
 [[accounts]]
 id = "central-ig"
 platform = "instagram"
@@ -154,6 +155,12 @@ def test_poll_once_on_three_platforms_then_only_incremental(
     assert ("central-fb", "5.0", "digest") in by_account  # phone number on Facebook
     assert ("central-ig", "8.0", "digest") in by_account  # language on Instagram
     assert any(f["account"] == "central-fb" and f["category"] == "tag" for f in findings)
+    hidden = [r for r in graph.requests if r.method == "POST" and r.path.endswith("/c1")]
+    assert len(hidden) == 1 and hidden[0].body.get("is_hidden") == "true"  # hidden, not deleted
+    assert graph.comments["c1"]["is_hidden"] is True
+    phone = next(f for f in findings if f["account"] == "central-fb" and f["section"] == "5.0")
+    assert phone["status"] == "resolved"  # recorded as the finding's resolution
+    assert not [r for r in graph.requests if r.method == "DELETE"]
     alerts = list((tmp_path / "outbox").glob("*principal*.eml"))
     assert len(alerts) == 1
     assert "BEARER" not in first.stderr and BEARER not in first.stderr
