@@ -1,9 +1,13 @@
 """Detection quality of the shipped packs on the labelled corpus (tests/corpus/*.jsonl).
 
 Prints precision, recall and F1 per category and language, for the dev split (the
-lines the patterns were tuned on), the held-out split (written before any tuning,
-never tuned on) and both.  Usage: `.venv/bin/python benchmarks/rules_eval.py [-v]`;
--v also lists every misclassified line.  Exit code 0 (the targets are asserted by
+lines the patterns were tuned on), the held-out split (written before any tuning) and
+both, plus a "blind" split read from tests/corpus/heldout2_<lang>.jsonl when that
+file exists (a set written by someone else and never read while tuning; skipped
+silently when absent, and not part of "all").
+Usage: `.venv/bin/python benchmarks/rules_eval.py [-v]`; -v also lists every
+misclassified line (blind lines too: do not run -v while tuning if the blind set
+must stay unseen).  Exit code 0 (the targets are asserted by
 tests/test_rules_corpus.py, not here).
 """
 
@@ -19,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.rules.engine import RuleEngine  # noqa: E402
-from monitor.rules.quality import CATEGORIES, errors, load_corpus, predict, score  # noqa: E402
+from monitor.rules.quality import CATEGORIES, errors, load_splits, predict, score  # noqa: E402
 
 
 def main() -> int:
@@ -32,11 +36,11 @@ def main() -> int:
                          else "right")
     problems: list[str] = []
     for lang in ("en", "fr"):
-        corpus = load_corpus(ROOT / "tests" / "corpus" / f"{lang}.jsonl")
-        for split in ("dev", "heldout", "all"):
-            examples = [e for e in corpus if split in ("all", e.split)]
+        for split, examples in load_splits(ROOT / "tests" / "corpus", lang).items():
+            if not examples:
+                continue
             predictions = predict(engine, examples, lang)
-            if split == "all":
+            if split in ("all", "blind"):
                 problems += [f"{lang} {line}" for line in errors(examples, predictions)]
             for category, s in score(examples, predictions).items():
                 table.add_row(lang, f"{split} ({len(examples)})", category, str(s.tp + s.fn),

@@ -34,3 +34,16 @@ def test_targets(scores: dict, lang: str) -> None:  # type: ignore[type-arg]
     assert s["crisis"].precision >= 0.80, s["crisis"]
     assert s["personal_information"].recall >= 0.95, s["personal_information"]
     assert s["inappropriate_language"].f1 >= 0.85, s["inappropriate_language"]
+
+
+def test_blind_split_is_optional(tmp_path: Path) -> None:
+    from monitor.rules.quality import load_splits
+
+    line = '{"text": "i want to die", "kind": "comment", "labels": ["crisis"], "split": "dev"}\n'
+    (tmp_path / "en.jsonl").write_text(line, encoding="utf-8")
+    assert set(load_splits(tmp_path, "en")) == {"dev", "heldout", "all"}
+    (tmp_path / "heldout2_en.jsonl").write_text(
+        '{"text": "hello", "kind": "comment", "labels": ["none"]}\n', encoding="utf-8")
+    splits = load_splits(tmp_path, "en")
+    assert [e.split for e in splits["blind"]] == ["blind"]
+    assert len(splits["all"]) == 1  # the blind set is reported apart, not mixed in

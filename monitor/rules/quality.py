@@ -48,14 +48,42 @@ class Example:
     split: str
 
 
-def load_corpus(path: Path) -> list[Example]:
+def load_corpus(path: Path, split: str | None = None) -> list[Example]:
+    """Read a corpus; `split` overrides every line's split (e.g. "blind" for heldout2)."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             out.append(Example(row["text"], row.get("kind", "comment"),
-                               frozenset(row["labels"]) - {"none"}, row.get("split", "dev")))
+                               frozenset(row["labels"]) - {"none"},
+                               split or row.get("split", "dev")))
     return out
+
+
+BLIND_SPLIT = "blind"
+
+
+def blind_corpus_path(corpus_dir: Path, language: str) -> Path:
+    """`heldout2_<lang>.jsonl`: a set written by someone else, never read while tuning."""
+    return corpus_dir / f"heldout2_{language}.jsonl"
+
+
+def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
+    """Examples per split: dev, heldout, all (the main corpus) and blind when present.
+
+    The blind set lives in its own file and is reported on its own; it is not part of
+    "all", so the figures of the main corpus stay comparable over time.  Absent: skipped.
+    """
+    corpus = load_corpus(corpus_dir / f"{language}.jsonl")
+    splits = {
+        "dev": [e for e in corpus if e.split == "dev"],
+        "heldout": [e for e in corpus if e.split == "heldout"],
+        "all": corpus,
+    }
+    blind = blind_corpus_path(corpus_dir, language)
+    if blind.is_file():
+        splits[BLIND_SPLIT] = load_corpus(blind, split=BLIND_SPLIT)
+    return splits
 
 
 def predict(engine: RuleEngine, examples: Iterable[Example], language: str) -> list[frozenset[str]]:
