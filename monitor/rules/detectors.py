@@ -33,6 +33,7 @@ _BUILTIN_MODULES = (
     "monitor.rules.spam",
     "monitor.rules.events",
     "monitor.rules.protected",
+    "monitor.rules.crisis_model",
 )
 
 
