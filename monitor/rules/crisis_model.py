@@ -12,7 +12,7 @@ on first use (< 2 s) and cached.
 
 Features (on the engine's normalised `text` view): char_wb n-grams 2-5 (n-grams inside
 space-padded words, as scikit-learn's ``char_wb``) and word 1-2 grams, hashed into
-2**20 buckets, weighted by idf from the training set and L2-normalised.  They are
+2**18 buckets, weighted by idf from the training set and L2-normalised.  They are
 computed with numpy rather than scikit-learn's Python analyzers, which cost about
 0.1 ms per comment and would cut the engine below 20,000 comments/s.  The norm is
 taken over n-gram occurrences (sqrt of the sum of idf**2), which equals the exact L2
@@ -26,6 +26,7 @@ and the first `detect` of the batch scores them all in one call.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import zlib
@@ -39,8 +40,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from monitor.rules.detectors import Context, Detector, Match, Params, RuleEnv
 
-_BITS = 20
-_CHAR_BUCKETS = 1 << (_BITS - 1)  # char n-grams in [0, 2**19), words in [2**19, 2**20)
+_BITS = 18
+_CHAR_BUCKETS = 1 << (_BITS - 1)  # char n-grams in [0, 2**17), words in [2**17, 2**18)
 _MAX_CHARS = 1_000
 _CHAR_N = (2, 5)
 _C = 10.0  # inverse regularisation of the logistic regression
@@ -100,7 +101,7 @@ def _word_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
     keys: list[int] = []
     for i, text in enumerate(padded):
         words = [w for w in text.split() if len(w) > 1]
-        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
         docs.extend([i] * len(grams))
         keys.extend(zlib.crc32(g.encode("utf-8")) for g in grams)
     k = np.asarray(keys, dtype=np.int64) % _CHAR_BUCKETS + _CHAR_BUCKETS

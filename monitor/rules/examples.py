@@ -50,7 +50,8 @@ def run_examples(pack: RulePack, env: RuleEnv | None = None) -> list[ExampleFail
     """Every example of every rule in `pack` that does not behave as documented."""
     failures = []
     for rule in pack.rules:
-        one = pack.model_copy(update={"rules": [rule]})
+        # examples say what a rule does when on, so a rule shipped off is checked too
+        one = pack.model_copy(update={"rules": [rule.model_copy(update={"enabled": True})]})
         engine = RuleEngine([one], env=env or RuleEnv())
         for expected, examples in ((True, rule.examples.match), (False, rule.examples.no_match)):
             for example in examples:
