@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.config import Config
@@ -94,6 +94,3 @@ class AckSigner:
         token = self.sign(finding_id, recipient, now + config.web.link_ttl)
         return f"{config.web.base_url}/ack/{token}"
 
-
-def default_expiry(now: datetime, ttl: timedelta) -> datetime:
-    return now + ttl

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, defer
 
 from monitor.config import Config
 from monitor.db.tables import Account, Finding, StoredItem
+from monitor.model import Severity
 from monitor.timeutil import as_utc
 from reports.render import section_title
 from reports.views import (
@@ -137,7 +138,7 @@ def digest_view(
                 f"finding {f.id} is on account {f.account_id}, not owned by the recipient"
             )
     # Nobody reads 200 findings in an email: list the most serious, count the rest.
-    listed = sorted(findings, key=lambda f: (-_SEVERITY_RANK.get(f.severity, 0), f.section, f.id))
+    listed = sorted(findings, key=lambda f: (-Severity(f.severity).rank, f.section, f.id))
     listed = listed[: config.digest.max_listed]
     items = _load_items(session, listed)  # noqa: F841 - held while the views are built
     for f in sorted(listed, key=lambda f: (f.account_id, f.section, f.id)):
@@ -177,9 +178,6 @@ def digest_view(
         timezone=str(config.school_timezone(school)),
         total_findings=len(findings),
     )
-
-
-_SEVERITY_RANK = {"urgent": 2, "digest": 1, "info": 0}
 
 
 def summary_view(
