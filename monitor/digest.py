@@ -9,17 +9,16 @@ run the same day sends nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from monitor.config import Config, SchoolConfig
 from monitor.db.tables import Finding, JobRun, NotificationFinding
-from monitor.store import queue_notification
+from monitor.store import Planner, queue_notification
 from reports.render import message_id_for
 
 log = logging.getLogger(__name__)
@@ -42,18 +41,8 @@ def owners_of(config: Config, school: SchoolConfig) -> list[str]:
     return list(owners)
 
 
-class DigestPlanner:
-    def __init__(
-        self,
-        config: Config,
-        sessions: sessionmaker[Session],
-        clock: Callable[[], datetime],
-        mail_domain: str,
-    ) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.clock = clock
-        self.mail_domain = mail_domain
+class DigestPlanner(Planner):
+    """Queues the owners' digests and the principals' summaries."""
 
     def queue_due(self) -> int:
         """Queue today's digests for every school whose local digest time has passed."""

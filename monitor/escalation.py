@@ -11,16 +11,15 @@ only in the notifications table, so a restart neither skips nor repeats a rung.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from monitor.config import Config
 from monitor.db.tables import Finding, Notification, NotificationFinding
 from monitor.locks import try_job_lock
-from monitor.store import queue_notification
+from monitor.store import Planner, queue_notification
 from monitor.timeutil import as_utc
 from reports.render import message_id_for
 
@@ -36,18 +35,8 @@ def ladder(config: Config, school_id: str) -> list[list[str]]:
     return rungs
 
 
-class Escalator:
-    def __init__(
-        self,
-        config: Config,
-        sessions: sessionmaker[Session],
-        clock: Callable[[], datetime],
-        mail_domain: str,
-    ) -> None:
-        self.config = config
-        self.sessions = sessions
-        self.clock = clock
-        self.mail_domain = mail_domain
+class Escalator(Planner):
+    """Climbs the escalation ladder of unacknowledged urgent alerts."""
 
     def run(self) -> int:
         """Queue the next rung for every unacknowledged incident that is due; return how many."""

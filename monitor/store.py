@@ -9,12 +9,13 @@ twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import audit
 from monitor.config import AccountConfig, Config
@@ -29,6 +30,16 @@ from monitor.db.tables import (
     StoredSnapshot,
 )
 from monitor.model import Detection, HasId, Item, SettingsSnapshot, SubjectKind
+
+
+@dataclass
+class Planner:
+    """What the jobs that queue notifications outside a poll (digests, escalation) share."""
+
+    config: Config
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime]
+    mail_domain: str
 
 
 def sync_registry(session: Session, config: Config) -> None:
