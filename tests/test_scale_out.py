@@ -373,7 +373,7 @@ def test_a_killed_workers_accounts_are_taken_over_after_its_lease(
     interval, lease = 5.0, 5.0
     accounts = 300
     now = datetime.now(UTC)
-    crisis = set(range(3, accounts, 20))  # 15 accounts: some land in the killed worker's lease
+    crisis = set(range(3, accounts, 5))  # every 5th: any 10 held accounts include some
     events = [comment(now - timedelta(minutes=5), i, f"crisis-{i}", CRISIS) for i in crisis]
     extra = {i + 10 for i in range(0, accounts, 40)}  # more crisis after the kill
     events += [
@@ -381,17 +381,21 @@ def test_a_killed_workers_accounts_are_taken_over_after_its_lease(
         for n, i in enumerate(sorted(extra))
     ]
     write_events(tmp_path / "events.jsonl", events)
-    # 10 ms per poll: a claim batch of 200 takes ~2-3 s, well inside the 5 s lease
+    # 30 ms per poll: a claim of 50 accounts takes ~1.5 s, inside the 5 s lease
     config = write_config(
-        tmp_path, pg_url, accounts, poll_interval="5s", lease="5s", delay=0.01
+        tmp_path, pg_url, accounts, poll_interval="5s", lease="5s", delay=0.03
     )
 
     with workers(config, 3, tmp_path) as ws:
 
         def busy_worker() -> Worker | None:
+            """A worker that has stored some polls and holds leases right now."""
             for w in ws:
                 if len(w.polls()) >= 30 and w.worker_id:
-                    return w
+                    held = sql(pg_url, "SELECT count(*) FROM accounts WHERE lease_owner = :w",
+                               w=w.worker_id)[0][0]
+                    if held >= 10:
+                        return w
             return None
 
         wait_until(busy_worker, 60, "a worker in the middle of its first batch")
