@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import Connector, ConnectorError, MalformedPayloadError
+from connectors.base import AccountPoll, Connector, ConnectorError, MalformedPayloadError
 from monitor.model import (
     Audience,
     Author,
@@ -59,18 +59,37 @@ class ReplayConnector(Connector, platform="replay"):
     Options = ReplayOptions
 
     def poll(self, account: Any, cursors: Mapping[str, str], now: datetime) -> PollResult:
+        return self._replay(account, _read(account), cursors, now)
+
+    def poll_many(
+        self, polls: Sequence[AccountPoll], now: datetime
+    ) -> dict[str, PollResult | ConnectorError]:
+        """Read each replay file once per cycle, however many accounts share it."""
+        files: dict[Path | None, list[str] | ConnectorError] = {}
+        results: dict[str, PollResult | ConnectorError] = {}
+        for p in polls:
+            key = p.account.replay_file
+            if key not in files:
+                try:
+                    files[key] = _read(p.account)
+                except ConnectorError as exc:
+                    files[key] = exc
+            lines = files[key]
+            try:
+                if isinstance(lines, ConnectorError):
+                    raise lines
+                results[p.account.id] = self._replay(p.account, lines, p.cursors, now)
+            except ConnectorError as exc:
+                results[p.account.id] = exc
+        return results
+
+    def _replay(
+        self, account: Any, lines: list[str], cursors: Mapping[str, str], now: datetime
+    ) -> PollResult:
         path = account.replay_file
-        if path is None:
-            raise ConnectorError("replay account has no replay_file")
         delay = ReplayOptions.model_validate(account.options).delay_seconds
         if delay:
             time.sleep(delay)
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise ConnectorError(f"replay file {path} not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MalformedPayloadError(f"replay file {path} unreadable: {exc}") from None
         start = int(cursors.get(CURSOR, "0") or 0)
         items: list[Item] = []
         snapshots: list[SettingsSnapshot] = []
@@ -110,6 +129,18 @@ class ReplayConnector(Connector, platform="replay"):
             new_cursors={CURSOR: str(consumed)} if consumed != start else {},
             warnings=warnings,
         )
+
+
+def _read(account: Any) -> list[str]:
+    path = account.replay_file
+    if path is None:
+        raise ConnectorError("replay account has no replay_file")
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConnectorError(f"replay file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MalformedPayloadError(f"replay file {path} unreadable: {exc}") from None
 
 
 def _describe(exc: Exception) -> str:

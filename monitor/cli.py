@@ -10,7 +10,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,11 @@ from monitor.db.tables import Account, Finding
 from monitor.logsetup import configure_logging
 from monitor.ops_cli import audit_app, doctor_command, evidence_app, status_command
 from monitor.timeutil import as_utc
+
+if TYPE_CHECKING:  # imported lazily at run time: `policywatch --help` stays fast
+    from monitor.engine import CycleReport
+    from monitor.outbox import SendReport
+    from monitor.service import Service
 
 app = typer.Typer(
     help="Watches a school board's social media accounts the way Procedure 1.2.1 requires.",
@@ -86,7 +91,7 @@ def _config(path: Path | None = None) -> Config:
     return config
 
 
-def _service(config: Config):  # type: ignore[no-untyped-def]
+def _service(config: Config) -> Service:
     from monitor.rules.pack import PackError
     from monitor.rules.protected import ProtectedListError
     from monitor.service import Service
@@ -183,7 +188,7 @@ def digest(
         console.print("nothing to send")
 
 
-def _print_digest_preview(service, to: str | None) -> None:  # type: ignore[no-untyped-def]
+def _print_digest_preview(service: Service, to: str | None) -> None:
     from monitor.digest import owners_of
     from monitor.views import digest_view
     from reports.render import render_digest
@@ -368,7 +373,9 @@ def demo(
             console.print(f"  {command} --by {principal}", markup=False)
 
 
-def _print_cycle(report, sent, health: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def]
+def _print_cycle(
+    report: CycleReport, sent: SendReport, health: dict[str, str] | None = None
+) -> None:
     table = Table("account", "platform", "new items", "findings", "status", title="Poll")
     by_section: Counter[tuple[str, str]] = Counter()
     for o in report.outcomes:

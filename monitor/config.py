@@ -304,13 +304,13 @@ class Config(Strict):
         for i, account in enumerate(self.accounts):
             school = schools.get(account.school)
             if school is None:
-                raise _located(
+                raise _LocatedError(
                     ("accounts", i, "school"),
                     f"unknown school {account.school!r}; known: {', '.join(sorted(schools))}",
                 )
             for j, owner in enumerate(account.owners):
                 if not school.is_staff(owner):
-                    raise _located(
+                    raise _LocatedError(
                         ("accounts", i, "owners", j),
                         f"{owner} is not staff of school {school.id!r} (add them to its staff)",
                     )
@@ -343,15 +343,11 @@ class _LocatedError(ValueError):
         self.loc = loc
 
 
-def _located(loc: tuple[str | int, ...], message: str) -> _LocatedError:
-    return _LocatedError(loc, message)
-
-
 def _unique(section: str, ids: list[str]) -> None:
     seen: set[str] = set()
     for i, ident in enumerate(ids):
         if ident in seen:
-            raise _located((section, i, "id"), f"duplicate id {ident!r}")
+            raise _LocatedError((section, i, "id"), f"duplicate id {ident!r}")
         seen.add(ident)
 
 

@@ -420,13 +420,17 @@ class PollEngine:
         with self.sessions.begin() as session:
             if not try_job_lock(session, "staleness"):
                 return outcomes  # another worker is checking right now
-            for account in self.config.accounts:
-                if not account.enabled:
+            configured = {a.id: a for a in self.config.accounts if a.enabled}
+            stale = session.scalars(
+                select(Account).where(
+                    Account.enabled.is_(True), Account.last_success_at < now - stale_after
+                )
+            )
+            for row in stale:
+                account = configured.get(row.id)
+                if account is None or row.last_success_at is None:
                     continue
-                row = session.get_one(Account, account.id)
-                last = as_utc(row.last_success_at) if row.last_success_at else None
-                if last is None or last + stale_after > now:
-                    continue
+                last = as_utc(row.last_success_at)
                 outcome = AccountOutcome(account.id, account.platform)
                 hours = int((now - last).total_seconds() // 3600)
                 text = f"Not monitored successfully for {hours} hours"

@@ -45,6 +45,21 @@ class Evaluation:
     notifications: int = 0
 
 
+def account_subject(
+    kind: SubjectKind, account: AccountConfig, school: SchoolConfig, text: str, **extra: Any
+) -> Subject:
+    """A subject about one account of one school; `extra` sets the kind-specific fields."""
+    return Subject(
+        kind=kind,
+        account_id=account.id,
+        school_id=school.id,
+        language=school.language,
+        text=text,
+        account_kind=account.kind,
+        **extra,
+    )
+
+
 def item_subject(
     item: Item, account: AccountConfig, school: SchoolConfig, config: Config
 ) -> Subject:
@@ -52,14 +67,12 @@ def item_subject(
     if item.kind is ItemKind.OWN_POST and account.office_hours:
         local = item.created_at.astimezone(config.school_timezone(school))
         in_hours = within(parse_office_hours(account.office_hours), local)
-    return Subject(
-        kind=SubjectKind(item.kind.value),
-        account_id=account.id,
-        school_id=school.id,
-        language=school.language,
-        text=item.text,
+    return account_subject(
+        SubjectKind(item.kind.value),
+        account,
+        school,
+        item.text,
         item=item,
-        account_kind=account.kind,
         within_office_hours=in_hours,
     )
 
@@ -172,16 +185,14 @@ class Evaluator:
             changes = settings_changes(before, snap)
             if changes:
                 text = describe_changes(changes)
-                subject = Subject(
-                    kind=SubjectKind.SETTINGS_CHANGE,
-                    account_id=account.id,
-                    school_id=school.id,
-                    language=school.language,
-                    text=text,
+                subject = account_subject(
+                    SubjectKind.SETTINGS_CHANGE,
+                    account,
+                    school,
+                    text,
                     changes=tuple(changes),
                     audience_before=Audience(before.audience),
                     audience_after=snap.audience,
-                    account_kind=account.kind,
                 )
                 self._record(
                     session,
@@ -201,13 +212,11 @@ class Evaluator:
                 continue
             who = holder.name or holder.platform_user_id
             text = f"{who} holds the role {holder.role or 'unknown'} but is not registered staff"
-            subject = Subject(
-                kind=SubjectKind.REGISTRY,
-                account_id=account.id,
-                school_id=school.id,
-                language=school.language,
-                text=text,
-                account_kind=account.kind,
+            subject = account_subject(
+                SubjectKind.REGISTRY,
+                account,
+                school,
+                text,
                 event={"role_holder": who, "role": holder.role, "reason": "not registered staff"},
             )
             self._record(
@@ -228,14 +237,8 @@ class Evaluator:
         self, session: Session, account: AccountConfig, key: str, text: str, now: datetime
     ) -> Evaluation:
         school = self.config.school(account.school)
-        subject = Subject(
-            kind=SubjectKind.ACCOUNT_HEALTH,
-            account_id=account.id,
-            school_id=school.id,
-            language=school.language,
-            text=text,
-            account_kind=account.kind,
-            event={"reason": text},
+        subject = account_subject(
+            SubjectKind.ACCOUNT_HEALTH, account, school, text, event={"reason": text}
         )
         out = Evaluation()
         self._record(

@@ -26,9 +26,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = _TOKEN_IN_URL.sub(r"\1=***", message)
-        for secret in self.secrets:
-            clean = clean.replace(secret, "***")
+        clean = self.redact_text(message)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:

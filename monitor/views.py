@@ -69,6 +69,17 @@ def finding_view(finding: Finding, account: Account) -> FindingView:
     )
 
 
+def health_view(row: Account, health: str) -> AccountHealthView:
+    return AccountHealthView(
+        account_id=row.id,
+        handle=row.handle,
+        platform=row.platform,
+        health=health,
+        reason=row.health_reason,
+        last_success_at=as_utc(row.last_success_at) if row.last_success_at else None,
+    )
+
+
 def _load_items(session: Session, findings: Sequence[Finding]) -> list[StoredItem]:
     """Load the shown findings' items in one query (without the raw payloads), so that
     `finding.item` reads them from the session instead of one query each.  The caller
@@ -155,18 +166,7 @@ def digest_view(
         )
         for account_id, sections in grouped.items()
     ]
-    health = [
-        AccountHealthView(
-            account_id=row.id,
-            handle=row.handle,
-            platform=row.platform,
-            health=row.health,
-            reason=row.health_reason,
-            last_success_at=as_utc(row.last_success_at) if row.last_success_at else None,
-        )
-        for row in rows.values()
-        if row.health != "ok"
-    ]
+    health = [health_view(row, row.health) for row in rows.values() if row.health != "ok"]
     return DigestView(
         recipient=recipient,
         school_id=school.id,
@@ -214,16 +214,7 @@ def summary_view(
         last = as_utc(row.last_success_at) if row.last_success_at else None
         stale = last is None or last + stale_after < now
         if row.health != "ok" or stale:
-            not_polled.append(
-                AccountHealthView(
-                    account_id=row.id,
-                    handle=row.handle,
-                    platform=row.platform,
-                    health=row.health if row.health != "ok" else "stale",
-                    reason=row.health_reason,
-                    last_success_at=last,
-                )
-            )
+            not_polled.append(health_view(row, row.health if row.health != "ok" else "stale"))
     return SummaryView(
         recipient=recipient,
         school_id=school.id,
