@@ -42,7 +42,7 @@ def test_blind_split_is_optional(tmp_path: Path) -> None:
     line = '{"text": "i want to die", "kind": "comment", "labels": ["crisis"], "split": "dev"}\n'
     (tmp_path / "en.jsonl").write_text(line, encoding="utf-8")
     assert set(load_splits(tmp_path, "en")) == {"dev", "heldout", "all"}
-    (tmp_path / "heldout2_en.jsonl").write_text(
+    (tmp_path / "heldout3_en.jsonl").write_text(
         '{"text": "hello", "kind": "comment", "labels": ["none"]}\n', encoding="utf-8")
     splits = load_splits(tmp_path, "en")
     assert [e.split for e in splits["blind"]] == ["blind"]

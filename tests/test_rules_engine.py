@@ -168,3 +168,32 @@ def test_env_is_shared_by_detectors() -> None:
     env = RuleEnv(allowed_domains=("example.org",))
     engine = RuleEngine([load_shipped_pack(n) for n in SHIPPED_PACKS], env=env)
     assert "spam.outside-link" not in ids(engine.evaluate(subject("see example.org/x")))
+
+
+def test_a_second_stage_rule_is_dropped_where_the_first_stage_reported() -> None:
+    from monitor.rules.pack import parse_pack
+
+    pack = parse_pack("""
+pack: board
+rules:
+  - id: first.stage
+    section: "9.0"
+    category: crisis
+    severity: urgent
+    applies_to: [comment]
+    detector: {type: phrases, params: {patterns: ['\\bbridge tonight\\b']}}
+    message: m
+    action: a
+  - id: second.stage
+    section: "9.0"
+    category: crisis
+    severity: urgent
+    applies_to: [comment]
+    suppressed_by: [crisis]
+    detector: {type: phrases, params: {patterns: ['\\bbridge\\b']}}
+    message: m
+    action: a
+""", "board.yaml")
+    engine = RuleEngine([pack])
+    assert ids(engine.evaluate(subject("going to the bridge tonight"))) == {"first.stage"}
+    assert ids(engine.evaluate(subject("the bridge was closed"))) == {"second.stage"}

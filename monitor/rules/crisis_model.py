@@ -26,18 +26,20 @@ and the first `detect` of the batch scores them all in one call.
 
 from __future__ import annotations
 
-import itertools
+import functools
+import hashlib
 import json
 import threading
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, RuleEnv
 
 _BITS = 18
@@ -45,21 +47,50 @@ _CHAR_BUCKETS = 1 << (_BITS - 1)  # char n-grams in [0, 2**17), words in [2**17,
 _MAX_CHARS = 1_000
 _CHAR_N = (2, 5)
 _C = 10.0  # inverse regularisation of the logistic regression
+TRAINING_FILE = "crisis_train.jsonl"
+IDIOMS_FILE = "crisis_idioms.txt"
+_FORMAT = 2  # bump when features() changes: old weights would score garbage
+_INPUT_KEY = -1  # this model's entry in Context.inputs (other detectors use their id())
+_MIN_LETTERS = 8  # fewer letters ("ok!", "😂😂") give the model nothing to judge
 _MEMO_KEY = "\x00crisis_model"  # cannot be a token of normalised text
 _U = np.uint32
 
 
 def training_rows() -> list[dict[str, Any]]:
-    """The dev split (en + fr) shipped with the package: {"text", "lang", "crisis"}."""
-    text = resources.files("monitor.rules").joinpath("data", "crisis_dev.jsonl").read_text("utf-8")
+    """The training rows shipped with the package: {"text", "lang", "crisis"}."""
+    text = resources.files("monitor.rules").joinpath("data", TRAINING_FILE).read_text("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def prepare(text: str) -> str:
-    """What the model reads: the engine's normalised text view, truncated."""
+    """What the model reads of a raw comment (training and evaluation)."""
     from monitor.rules.normalize import normalize
 
-    return normalize(text).text.text[:_MAX_CHARS]
+    return model_view(normalize(text).text.text)
+
+
+def model_view(normalised: str) -> str:
+    """What the model reads of the engine's normalised text: truncated, idioms blanked."""
+    if len(normalised) > _MAX_CHARS:
+        normalised = normalised[:_MAX_CHARS]
+    return blank_idioms(normalised)
+
+
+def idiom_patterns() -> list[str]:
+    """The patterns of `IDIOMS_FILE` (comments and blank lines dropped)."""
+    text = resources.files("monitor.rules").joinpath("data", IDIOMS_FILE).read_text("utf-8")
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def idioms_digest() -> str:
+    """Recorded with the weights: they are only valid for the idioms they were fitted with."""
+    return hashlib.sha256("\n".join(idiom_patterns()).encode("utf-8")).hexdigest()[:16]
+
+
+@functools.cache
+def _idiom_program() -> Any:
+    return patterns.compile_any(idiom_patterns())
 
 
 def _char_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,17 +126,44 @@ def _char_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(docs), np.concatenate(keys)
 
 
+_P = 1099511628211  # FNV-1 64-bit prime: odd, so it has an inverse modulo 2**64
+_P_INV = pow(_P, -1, 1 << 64)
+_U64 = np.uint64
+
+
 def _word_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, bucket) of every word unigram and bigram (tokens of 2+ characters)."""
-    docs: list[int] = []
-    keys: list[int] = []
-    for i, text in enumerate(padded):
-        words = [w for w in text.split() if len(w) > 1]
-        grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
-        docs.extend([i] * len(grams))
-        keys.extend(zlib.crc32(g.encode("utf-8")) for g in grams)
-    k = np.asarray(keys, dtype=np.int64) % _CHAR_BUCKETS + _CHAR_BUCKETS
-    return np.asarray(docs, dtype=np.int64), k
+    """(doc index, bucket) of every word unigram and bigram (tokens of 2+ characters).
+
+    A word's hash is a polynomial over its code points, read off prefix sums so every
+    word of the batch is hashed in a few numpy passes (a Python loop over words cost
+    about as much as the rest of the model).
+    """
+    joined = "\n".join(padded)
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=_U).astype(_U64)
+    total = len(codes)
+    lengths = np.fromiter((len(p) + 1 for p in padded), dtype=np.int64, count=len(padded))
+    doc = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)[:total]
+    gap = np.ones(total + 2, dtype=bool)  # gap[i + 1]: codes[i] separates words
+    gap[1:-1] = (codes == 32) | (codes == 10)
+    edges = np.diff(gap.view(np.int8))
+    starts = np.flatnonzero(edges == -1)
+    ends = np.flatnonzero(edges == 1)
+    keep = ends - starts > 1
+    starts, ends = starts[keep], ends[keep]
+    if not len(starts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    with np.errstate(over="ignore"):
+        power = np.cumprod(np.full(total, _P, dtype=_U64)) * _U64(_P_INV)  # P**i
+        inverse = np.cumprod(np.full(total, _P_INV, dtype=_U64)) * _U64(_P)  # P**-i
+        prefix = np.zeros(total + 1, dtype=_U64)
+        np.cumsum(codes * power, out=prefix[1:])
+        word = (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(_U64)
+        word_doc = doc[starts]
+        same = word_doc[1:] == word_doc[:-1]
+        pair = (word[:-1] * _U64(0x9E3779B97F4A7C15) + word[1:])[same]
+        hashes = np.concatenate([word, pair]) * _U64(0xC2B2AE3D27D4EB4F)
+    keys = (hashes >> _U64(64 - _BITS + 1)).astype(np.int64) + _CHAR_BUCKETS
+    return np.concatenate([word_doc, word_doc[:-1][same]]), keys
 
 
 def features(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -162,18 +220,50 @@ def fit(texts: Sequence[str], labels: Sequence[int]) -> CrisisModel:
     return CrisisModel(coef * idf, idf**2, float(clf.intercept_[0]))
 
 
+WEIGHTS_FILE = "crisis_model.npz"
+
+
+def save(fitted: CrisisModel, path: Path) -> None:
+    """Write the weights as plain float32 arrays (np.load with allow_pickle=False reads them)."""
+    np.savez_compressed(path, weighted_idf=fitted.weighted_idf.astype(np.float32),
+                        idf_squared=fitted.idf_squared.astype(np.float32),
+                        bias=np.asarray([fitted.bias]), version=np.asarray([_FORMAT]),
+                        idioms=np.asarray([idioms_digest()]))
+
+
+def load(source: Any) -> CrisisModel:
+    """Read weights written by `save`; refuses a file of another feature format."""
+    with np.load(source, allow_pickle=False) as data:
+        if int(data["version"][0]) != _FORMAT:
+            raise ValueError(f"crisis model weights have format {int(data['version'][0])}, "
+                             f"this code reads format {_FORMAT}: run "
+                             "benchmarks/crisis_model_cv.py --write")
+        if str(data["idioms"][0]) != idioms_digest():
+            raise ValueError(f"crisis model weights were fitted with other idioms than "
+                             f"{IDIOMS_FILE}: run benchmarks/crisis_model_cv.py --write")
+        return CrisisModel(data["weighted_idf"].astype(np.float64),
+                           data["idf_squared"].astype(np.float64), float(data["bias"][0]))
+
+
+def fit_training_rows() -> CrisisModel:
+    """Fit on the shipped training rows: what `--write` saves and a test re-checks."""
+    rows = training_rows()
+    return fit([prepare(r["text"]) for r in rows], [int(r["crisis"]) for r in rows])
+
+
 _lock = threading.Lock()
 _model: CrisisModel | None = None
 
 
 def model() -> CrisisModel:
-    """The model fitted on the shipped dev split, once per process."""
+    """The shipped weights, loaded once per process (no training at run time)."""
     global _model
     if _model is None:
         with _lock:
             if _model is None:
-                rows = training_rows()
-                _model = fit([prepare(r["text"]) for r in rows], [int(r["crisis"]) for r in rows])
+                with resources.files("monitor.rules").joinpath("data", WEIGHTS_FILE).open(
+                        "rb") as f:
+                    _model = load(f)
     return _model
 
 
@@ -199,10 +289,15 @@ def cross_validated_scores(folds: int = 5, seed: int = 0) -> tuple[np.ndarray, n
     return labels, out
 
 
+def blank_idioms(text: str) -> str:
+    """The text with every idiom of `IDIOMS_FILE` replaced by a space."""
+    program = _idiom_program()
+    return program.sub(" ", text) if program.search(text) else text
+
+
 class CrisisModelParams(Params):
     threshold: float = Field(ge=0.0, le=1.0)
     below: float | None = Field(default=None, ge=0.0, le=1.0)  # exclusive upper bound
-    min_letters: int = Field(default=8, ge=0)
 
     @model_validator(mode="after")
     def _order(self) -> CrisisModelParams:
@@ -227,10 +322,20 @@ class CrisisModelDetector(Detector, name="crisis_model"):
         assert isinstance(params, CrisisModelParams)
         self._params = params
 
-    def _text(self, ctx: Context) -> str | None:
-        text = ctx.norm.text.text[:_MAX_CHARS]
-        letters = sum(c.isalpha() for c in text)
-        return text if letters >= self._params.min_letters else None
+    @staticmethod
+    def _text(ctx: Context) -> str | None:
+        """What the model reads, or None when too short to judge; once per subject.
+
+        Kept under one key shared by every crisis_model rule (the urgent and the review
+        rule read the same score), so the second rule costs a dictionary lookup.
+        """
+        inputs = ctx.inputs
+        if _INPUT_KEY in inputs:
+            return inputs[_INPUT_KEY]
+        text = model_view(ctx.norm.text.text)
+        result = text if sum(map(str.isalpha, text)) >= _MIN_LETTERS else None
+        inputs[_INPUT_KEY] = result
+        return result
 
     @staticmethod
     def _batch(ctx: Context) -> _Batch:
@@ -242,12 +347,13 @@ class CrisisModelDetector(Detector, name="crisis_model"):
 
     def model_input(self, ctx: Context) -> str | None:
         # queue the text for the batch's single scoring call; the profanity model gets nothing
-        text = self._text(ctx)
-        if text is not None:
-            batch = self._batch(ctx)
-            if text not in batch.scores:
-                batch.scores[text] = -1.0  # queued
-                batch.pending.append(text)
+        if _INPUT_KEY not in ctx.inputs:
+            text = self._text(ctx)
+            if text is not None:
+                batch = self._batch(ctx)
+                if text not in batch.scores:
+                    batch.scores[text] = -1.0  # queued
+                    batch.pending.append(text)
         return None
 
     def detect(self, ctx: Context) -> list[Match]:
@@ -255,13 +361,14 @@ class CrisisModelDetector(Detector, name="crisis_model"):
         if text is None:
             return []
         batch = self._batch(ctx)
-        if batch.scores.get(text, -1.0) < 0.0:
-            if text not in batch.pending:
+        score = batch.scores.get(text, -1.0)
+        if score < 0.0:
+            if text not in batch.scores:
                 batch.pending.append(text)
             pending, batch.pending = batch.pending, []
             batch.scores.update(zip(pending, (float(s) for s in model().scores(pending)),
                                     strict=True))
-        score = batch.scores[text]
+            score = batch.scores[text]
         p = self._params
         if score < p.threshold or (p.below is not None and score >= p.below):
             return []

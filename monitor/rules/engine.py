@@ -18,7 +18,7 @@ from typing import Any
 
 import re2
 
-from monitor.model import Detection, Subject
+from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules.detectors import Context, Detector, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
 from monitor.rules.patterns import options
@@ -38,6 +38,15 @@ class CompiledRule:
     detector: Detector
     languages: frozenset[str] | None  # None: every language
     prefilter: tuple[ViewName, frozenset[int]] | None  # Set indices that may fire it
+
+
+@dataclass(frozen=True, slots=True)
+class _Applicable:
+    """The rules for one (kind, language), and which Set hits wake which of them."""
+
+    rules: list[CompiledRule]
+    always: frozenset[int]  # positions of rules without a prefilter
+    by_index: dict[ViewName, dict[int, list[int]]]  # view -> Set index -> positions
 
 
 class RuleEngine:
@@ -82,6 +91,10 @@ class RuleEngine:
             CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None)
             for rule, det, langs, view, idx in pending
         ]
+        self._suppressible = {c.rule.id: frozenset(c.rule.suppressed_by)
+                              for c in self.rules if c.rule.suppressed_by}
+        # which rules apply depends only on (kind, language): work it out once per pair
+        self._applicable_cache: dict[tuple[SubjectKind, str], _Applicable] = {}
 
     # --- construction -----------------------------------------------------------------
 
@@ -132,31 +145,37 @@ class RuleEngine:
         self._classify(prepared, probabilities)
         return [self._run(ctx, rules) for ctx, rules in prepared]
 
-    def _applicable(self, subject: Subject) -> list[CompiledRule]:
-        lang = subject.language
-        return [
-            c for c in self.rules
-            if subject.kind in c.rule.applies_to
-            and (c.languages is None or not lang or lang in c.languages)
-        ]
+    def _applicable(self, subject: Subject) -> _Applicable:
+        """Rules for the subject's (kind, language), worked out once per pair."""
+        key = (subject.kind, subject.language)
+        found = self._applicable_cache.get(key)
+        if found is None:
+            lang = subject.language
+            rules = [
+                c for c in self.rules
+                if subject.kind in c.rule.applies_to
+                and (c.languages is None or not lang or lang in c.languages)
+            ]
+            by_index: dict[ViewName, dict[int, list[int]]] = {}
+            for position, c in enumerate(rules):
+                if c.prefilter is not None:
+                    view, indices = c.prefilter
+                    for i in indices:
+                        by_index.setdefault(view, {}).setdefault(i, []).append(position)
+            always = frozenset(i for i, c in enumerate(rules) if c.prefilter is None)
+            found = self._applicable_cache[key] = _Applicable(rules, always, by_index)
+        return found
 
     def _prepare(self, ctx: Context) -> tuple[Context, list[CompiledRule]]:
         """Applicable rules that survive the Set prefilter (never raises)."""
         try:
-            rules = self._applicable(ctx.subject)
-            hits: dict[ViewName, set[int]] = {}
-            out = []
-            for c in rules:
-                if c.prefilter is None:
-                    out.append(c)
-                    continue
-                view, indices = c.prefilter
-                if view not in hits:
-                    found = self._sets[view].Match(ctx.view(view).text)
-                    hits[view] = set(found) if found else set()
-                if hits[view] & indices:
-                    out.append(c)
-            return ctx, out
+            applicable = self._applicable(ctx.subject)
+            keep = set(applicable.always)
+            for view, by_index in applicable.by_index.items():
+                for i in self._sets[view].Match(ctx.view(view).text) or ():
+                    keep.update(by_index.get(i, ()))
+            rules = applicable.rules
+            return ctx, [rules[i] for i in sorted(keep)]
         except Exception:
             log.exception("could not prepare a %s of account %s", ctx.subject.kind,
                           ctx.subject.account_id)
@@ -214,6 +233,10 @@ class RuleEngine:
                     notify_owner_now=rule.notify_owner_now,
                 )
             )
+        if any(d.rule_id in self._suppressible for d in out):
+            reported = {d.category for d in out if d.rule_id not in self._suppressible}
+            out = [d for d in out
+                   if not reported.intersection(self._suppressible.get(d.rule_id, ()))]
         return out
 
     def _first_of_burst(self, ctx: Context, rule: Rule) -> bool:

@@ -90,6 +90,11 @@ class Rule(BaseModel):
     notify_owner_now: bool = False
     enabled: bool = True
     any_language: bool = False  # duty of care: a student may write in either language
+    # a second stage reports only what the first missed: this rule's finding is dropped
+    # when a rule without `suppressed_by` reports one of these categories on the subject
+    # (the classifier stays quiet where a crisis phrase already fired, so a principal
+    # sees one finding per comment, with the phrase's precise evidence span)
+    suppressed_by: list[str] = []
     examples: Examples = Examples()
 
     def text_for(self, field: Literal["message", "action"], language: str) -> str:

@@ -1,0 +1,112 @@
+"""Cross-validated quality of the crisis classifier, and where its thresholds come from.
+
+The classifier (`monitor/rules/crisis_model.py`) is fitted on the training rows that
+`monitor.rules.quality.model_training_rows` collects from tests/corpus (dev split of the
+main corpora plus tests/corpus/train/*.jsonl; never the held-out split or the blind
+set).  This script prints, per language, the out-of-fold precision and recall of
+"phrase rules OR model score >= t" for a grid of t, on 5 folds grouped by the letters
+of each line (so an evasion variant never sits in another fold than its original).
+The shipped thresholds are read off this table, never off the blind set.
+
+Usage:
+  .venv/bin/python benchmarks/crisis_model_cv.py            # the table
+  .venv/bin/python benchmarks/crisis_model_cv.py --write    # refresh shipped rows + weights
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.model import Subject, SubjectKind  # noqa: E402
+from monitor.rules import crisis_model  # noqa: E402
+from monitor.rules.engine import RuleEngine  # noqa: E402
+from monitor.rules.pack import load_shipped_pack  # noqa: E402
+from monitor.rules.quality import model_training_rows  # noqa: E402
+
+CORPUS = ROOT / "tests" / "corpus"
+DATA = ROOT / "monitor" / "rules" / "data"
+URGENT_RECALL = 0.95  # crisis.model.urgent: the issue's recall target
+REVIEW_RECALL = 0.97  # crisis.model.review (digest) catches most of the rest
+GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def write() -> int:
+    rows = model_training_rows(CORPUS)
+    (DATA / crisis_model.TRAINING_FILE).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    crisis_model.save(crisis_model.fit_training_rows(), DATA / crisis_model.WEIGHTS_FILE)
+    print(f"wrote {len(rows)} rows to monitor/rules/data/{crisis_model.TRAINING_FILE} and "
+          f"the weights fitted on them to monitor/rules/data/{crisis_model.WEIGHTS_FILE}")
+    return 0
+
+
+def phrase_rules_fire(rows: list[dict[str, object]]) -> np.ndarray:
+    """Whether a shipped phrase rule (not the model) reports crisis on each row."""
+    packs = [load_shipped_pack(n) for n in ("common", "en", "fr")]
+    packs = [p.model_copy(update={"rules": [r for r in p.rules
+                                            if r.detector.type != "crisis_model"]})
+             for p in packs]
+    engine = RuleEngine(packs)
+    subjects = [Subject(kind=SubjectKind.COMMENT, account_id="cv", school_id="cv",
+                        language=str(r["lang"]), text=str(r["text"])) for r in rows]
+    return np.asarray([any(d.category == "crisis" for d in found)
+                       for found in engine.evaluate_batch(subjects)])
+
+
+def main() -> int:
+    if "--write" in sys.argv[1:]:
+        return write()
+    from sklearn.metrics import roc_auc_score
+
+    rows = crisis_model.training_rows()
+    labels, scores = crisis_model.cross_validated_scores()
+    rules = phrase_rules_fire(rows)
+    langs = np.asarray([r["lang"] for r in rows])
+    console = Console(width=120)
+    table = Table(title="Crisis: phrase rules OR model >= t, out-of-fold (5 grouped folds)")
+    for column in ("lang", "rows", "crisis", "AUC", "t", "precision", "recall", "model alone P/R"):
+        table.add_column(column, justify="right")
+    for lang in ("en", "fr"):
+        pick = langs == lang
+        y, s, r = labels[pick].astype(bool), scores[pick], rules[pick]
+        auc = roc_auc_score(y, s)
+        for row, t in enumerate((None, *GRID)):
+            model = s >= t if t is not None else np.zeros_like(y)
+            said = r | model
+            tp = int((said & y).sum())
+            p = tp / max(int(said.sum()), 1)
+            rec = tp / max(int(y.sum()), 1)
+            mtp = int((model & y).sum())
+            mp, mr = mtp / max(int(model.sum()), 1), mtp / max(int(y.sum()), 1)
+            first = row == 0
+            table.add_row(lang if first else "", str(int(pick.sum())) if first else "",
+                          str(int(y.sum())) if first else "", f"{auc:.3f}" if first else "",
+                          "rules only" if t is None else f"{t:.2f}", f"{p:.3f}", f"{rec:.3f}",
+                          "" if t is None else f"{mp:.3f} / {mr:.3f}")
+        table.add_section()
+    console.print(table)
+    for goal in URGENT_RECALL, REVIEW_RECALL:
+        fine = np.round(np.arange(0.01, 1.0, 0.01), 2)
+        best = {}
+        for lang in ("en", "fr"):
+            pick = langs == lang
+            y, s, r = labels[pick].astype(bool), scores[pick], rules[pick]
+            ok = [t for t in fine if ((r | (s >= t)) & y).sum() / y.sum() >= goal]
+            best[lang] = max(ok) if ok else 0.0
+        each = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
+        console.print(f"largest t with out-of-fold recall >= {goal} in both languages: "
+                      f"{min(best.values()):.2f} ({each})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
