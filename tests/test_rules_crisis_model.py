@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from monitor.model import Subject, SubjectKind
@@ -14,6 +16,7 @@ from monitor.rules.cli import app
 from monitor.rules.engine import RuleEngine
 from monitor.rules.examples import run_examples
 from monitor.rules.pack import load_shipped_pack
+from monitor.rules.patterns import rewrite
 from monitor.rules.quality import letters_key, load_splits, model_training_rows
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -76,7 +79,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_word_features_match_a_plain_python_reading() -> None:
     # the numpy word hashing must see exactly the words (2+ letters) and adjacent pairs
-    doc, key = crisis_model._word_keys([" i am so tired ", " a ", " so tired "])
+    codes = crisis_model._codes([" i am so tired ", " a ", " so tired "])
+    doc, key = crisis_model._word_keys(*codes)
     assert doc.tolist() == [0, 0, 0, 2, 2, 0, 0, 2]
     by_doc = {d: sorted(k for dd, k in zip(doc, key, strict=True) if dd == d) for d in (0, 2)}
     assert set(by_doc[2]) <= set(by_doc[0])  # "so", "tired", "so tired" hash alike anywhere
@@ -147,3 +151,13 @@ def test_weights_fitted_with_other_idioms_are_refused(tmp_path: Path,
     monkeypatch.setattr(crisis_model, "idioms_digest", lambda: "0123456789abcdef")
     with pytest.raises(ValueError, match="other idioms"):
         crisis_model.load(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_idiom_gate_covers_every_idiom(data: st.DataObject) -> None:
+    # the cheap stdlib gate must let through every text an idiom pattern can match
+    pattern = data.draw(st.sampled_from(crisis_model.idiom_patterns()))
+    generable = rewrite(pattern).replace(r"\b", "")  # \b only narrows what matches
+    text = data.draw(st.from_regex(generable, fullmatch=True))
+    assert crisis_model.may_hold_idiom(text), (pattern, text)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -50,9 +50,8 @@ _C = 10.0  # inverse regularisation of the logistic regression
 TRAINING_FILE = "crisis_train.jsonl"
 IDIOMS_FILE = "crisis_idioms.txt"
 _FORMAT = 2  # bump when features() changes: old weights would score garbage
-_INPUT_KEY = -1  # this model's entry in Context.inputs (other detectors use their id())
+_SCORE_KEY = 0  # this model's entry in Context.scores
 _MIN_LETTERS = 8  # fewer letters ("ok!", "😂😂") give the model nothing to judge
-_MEMO_KEY = "\x00crisis_model"  # cannot be a token of normalised text
 _U = np.uint32
 
 
@@ -93,16 +92,27 @@ def _idiom_program() -> Any:
     return patterns.compile_any(idiom_patterns())
 
 
-def _char_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, bucket) of every char_wb n-gram occurrence, n in 2..5, vectorised."""
-    joined = "\n".join(padded)
-    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=_U)
+def _codes(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Code points of the texts joined by newlines, and the text index of each."""
+    codes = np.frombuffer("\n".join(padded).encode("utf-32-le"), dtype=_U)
     lengths = np.fromiter((len(p) + 1 for p in padded), dtype=np.int64, count=len(padded))
-    doc = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)[: len(codes)]
+    return codes, np.repeat(np.arange(len(padded), dtype=np.int64), lengths)[: len(codes)]
+
+
+_NULL = 1 << _BITS  # the bucket of a position that starts no n-gram: weight 0 when scoring
+
+
+def _char_chunks(codes: np.ndarray, doc: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per n in 2..5: (doc index, bucket) of every position, `_NULL` where no char_wb
+    n-gram starts (it would cross a word or text boundary).
+
+    Positions are not compacted: a null bucket costs a zero weight when scoring, and
+    compaction cost more than the gather it saves.
+    """
     sep = codes == 10
     space = codes == 32
     total = len(codes)
-    docs, keys = [], []
+    chunks = []
     h = codes.copy()
     bad = sep.copy()
     lo, hi = _CHAR_N
@@ -117,13 +127,11 @@ def _char_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
                 bad = bad | space[n - 2 : n - 2 + m]
             if n < lo:
                 continue
-            ok = ~bad
-            mixed = (h[ok] ^ _U(n * 0x9E3779B1 & 0xFFFFFFFF)) * _U(0x85EBCA6B)
-            keys.append((mixed >> _U(32 - _BITS + 1)).astype(np.int64))
-            docs.append(doc[:m][ok])
-    if not keys:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(docs), np.concatenate(keys)
+            bucket = ((h ^ _U(n * 0x9E3779B1 & 0xFFFFFFFF)) * _U(0x85EBCA6B)) >> _U(32 - _BITS + 1)
+            key = bucket.astype(np.intp)
+            key[bad] = _NULL
+            chunks.append((doc[:m], key))
+    return chunks
 
 
 _P = 1099511628211  # FNV-1 64-bit prime: odd, so it has an inverse modulo 2**64
@@ -131,18 +139,29 @@ _P_INV = pow(_P, -1, 1 << 64)
 _U64 = np.uint64
 
 
-def _word_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _powers(total: int) -> tuple[np.ndarray, np.ndarray]:
+    """P**i and P**-i modulo 2**64 for i < total, grown on demand and kept."""
+    global _POWERS
+    if len(_POWERS[0]) < total:
+        size = max(total, 2 * len(_POWERS[0]))
+        with np.errstate(over="ignore"):
+            _POWERS = (np.cumprod(np.full(size, _P, dtype=_U64)) * _U64(_P_INV),
+                       np.cumprod(np.full(size, _P_INV, dtype=_U64)) * _U64(_P))
+    return _POWERS[0][:total], _POWERS[1][:total]
+
+
+_POWERS: tuple[np.ndarray, np.ndarray] = (np.zeros(0, _U64), np.zeros(0, _U64))
+
+
+def _word_keys(codes32: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(doc index, bucket) of every word unigram and bigram (tokens of 2+ characters).
 
     A word's hash is a polynomial over its code points, read off prefix sums so every
     word of the batch is hashed in a few numpy passes (a Python loop over words cost
     about as much as the rest of the model).
     """
-    joined = "\n".join(padded)
-    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=_U).astype(_U64)
+    codes = codes32.astype(_U64)
     total = len(codes)
-    lengths = np.fromiter((len(p) + 1 for p in padded), dtype=np.int64, count=len(padded))
-    doc = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)[:total]
     gap = np.ones(total + 2, dtype=bool)  # gap[i + 1]: codes[i] separates words
     gap[1:-1] = (codes == 32) | (codes == 10)
     edges = np.diff(gap.view(np.int8))
@@ -153,8 +172,7 @@ def _word_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if not len(starts):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     with np.errstate(over="ignore"):
-        power = np.cumprod(np.full(total, _P, dtype=_U64)) * _U64(_P_INV)  # P**i
-        inverse = np.cumprod(np.full(total, _P_INV, dtype=_U64)) * _U64(_P)  # P**-i
+        power, inverse = _powers(total)
         prefix = np.zeros(total + 1, dtype=_U64)
         np.cumsum(codes * power, out=prefix[1:])
         word = (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(_U64)
@@ -166,12 +184,18 @@ def _word_keys(padded: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([word_doc, word_doc[:-1][same]]), keys
 
 
+def _chunks(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    codes, doc = _codes([" " + " ".join(t.split()) + " " for t in texts])
+    return [*_char_chunks(codes, doc), _word_keys(codes, doc)]
+
+
 def features(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(doc index, bucket) of every n-gram occurrence in already prepared texts."""
-    padded = [" " + " ".join(t.split()) + " " for t in texts]
-    cd, ck = _char_keys(padded)
-    wd, wk = _word_keys(padded)
-    return np.concatenate([cd, wd]), np.concatenate([ck, wk])
+    chunks = _chunks(texts)
+    doc = np.concatenate([d for d, _ in chunks])
+    key = np.concatenate([k for _, k in chunks])
+    real = key != _NULL
+    return doc[real], key[real]
 
 
 @dataclass(frozen=True)
@@ -181,15 +205,26 @@ class CrisisModel:
     weighted_idf: np.ndarray  # coef * idf per bucket
     idf_squared: np.ndarray
     bias: float
+    # both tables with a zero at `_NULL`, in float32: half the cache misses of float64
+    _tables: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tables = tuple(np.append(t, 0.0).astype(np.float32)
+                       for t in (self.weighted_idf, self.idf_squared))
+        object.__setattr__(self, "_tables", tables)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Crisis probability of each prepared text, in one vectorised pass."""
         if not texts:
             return np.zeros(0)
-        doc, key = features(texts)
         n = len(texts)
-        num = np.bincount(doc, weights=self.weighted_idf[key], minlength=n)
-        den = np.sqrt(np.bincount(doc, weights=self.idf_squared[key], minlength=n))
+        weighted, squared = self._tables
+        num = np.zeros(n)
+        den = np.zeros(n)
+        for doc, key in _chunks(texts):
+            num += np.bincount(doc, weights=weighted[key], minlength=n)
+            den += np.bincount(doc, weights=squared[key], minlength=n)
+        den = np.sqrt(den)
         logit = self.bias + np.divide(num, den, out=np.zeros(n), where=den > 0)
         return 1.0 / (1.0 + np.exp(-logit))
 
@@ -289,10 +324,33 @@ def cross_validated_scores(folds: int = 5, seed: int = 0) -> tuple[np.ndarray, n
     return labels, out
 
 
+# Every idiom of IDIOMS_FILE contains one of these strings; most comments contain none,
+# and testing them with `in` costs about half a call into RE2.  The text is the engine's
+# normalised view (lower case, accents folded).  A new idiom without one of them fails
+# tests/test_rules_crisis_model.py::test_idiom_gate_covers_every_idiom.
+IDIOM_GATE = ("die", "dying", "dead", "deceased", "kill", "murder", "wan", "mort", "mour",
+              "meur", "crev", "tue", "reveil", "lever")
+
+
+_NOT_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
+
+
+def _letters(text: str) -> int:
+    if text.isascii():  # the common case, counted in C
+        return len(text.encode("ascii").translate(None, _NOT_LETTERS))
+    return sum(map(str.isalpha, text))
+
+
+def may_hold_idiom(text: str) -> bool:
+    return any(map(text.__contains__, IDIOM_GATE))
+
+
 def blank_idioms(text: str) -> str:
     """The text with every idiom of `IDIOMS_FILE` replaced by a space."""
+    if not may_hold_idiom(text):
+        return text
     program = _idiom_program()
-    return program.sub(" ", text) if program.search(text) else text
+    return program.sub(" ", text) if patterns.found(program, text) else text
 
 
 class CrisisModelParams(Params):
@@ -306,12 +364,6 @@ class CrisisModelParams(Params):
         return self
 
 
-@dataclass
-class _Batch:
-    pending: list[str] = field(default_factory=list)
-    scores: dict[str, float] = field(default_factory=dict)
-
-
 class CrisisModelDetector(Detector, name="crisis_model"):
     """Crisis classifier (TF-IDF n-grams + logistic regression) score in [threshold, below)."""
 
@@ -322,55 +374,38 @@ class CrisisModelDetector(Detector, name="crisis_model"):
         assert isinstance(params, CrisisModelParams)
         self._params = params
 
+    batched = True
+
     @staticmethod
     def _text(ctx: Context) -> str | None:
-        """What the model reads, or None when too short to judge; once per subject.
-
-        Kept under one key shared by every crisis_model rule (the urgent and the review
-        rule read the same score), so the second rule costs a dictionary lookup.
-        """
-        inputs = ctx.inputs
-        if _INPUT_KEY in inputs:
-            return inputs[_INPUT_KEY]
+        """What the model reads, or None when too short to judge."""
         text = model_view(ctx.norm.text.text)
-        result = text if sum(map(str.isalpha, text)) >= _MIN_LETTERS else None
-        inputs[_INPUT_KEY] = result
-        return result
+        return text if _letters(text) >= _MIN_LETTERS else None
 
-    @staticmethod
-    def _batch(ctx: Context) -> _Batch:
-        memo = cast(dict[str, Any], ctx.memo)
-        batch = memo.get(_MEMO_KEY)
-        if batch is None:
-            batch = memo[_MEMO_KEY] = _Batch()
-        return cast(_Batch, batch)
-
-    def model_input(self, ctx: Context) -> str | None:
-        # queue the text for the batch's single scoring call; the profanity model gets nothing
-        if _INPUT_KEY not in ctx.inputs:
+    def score_batch(self, contexts: Sequence[Context]) -> None:
+        # one key for every crisis_model rule: the urgent and the review rule read the
+        # same score, so the second rule's pass costs one dictionary lookup per context
+        todo: dict[str, list[Context]] = {}
+        for ctx in contexts:
+            if _SCORE_KEY in ctx.scores:
+                continue
             text = self._text(ctx)
-            if text is not None:
-                batch = self._batch(ctx)
-                if text not in batch.scores:
-                    batch.scores[text] = -1.0  # queued
-                    batch.pending.append(text)
-        return None
+            if text is None:
+                ctx.scores[_SCORE_KEY] = None
+            else:
+                todo.setdefault(text, []).append(ctx)
+        if not todo:
+            return
+        for text, score in zip(todo, model().scores(list(todo)), strict=True):
+            for ctx in todo[text]:
+                ctx.scores[_SCORE_KEY] = float(score)
 
     def detect(self, ctx: Context) -> list[Match]:
-        text = self._text(ctx)
-        if text is None:
-            return []
-        batch = self._batch(ctx)
-        score = batch.scores.get(text, -1.0)
-        if score < 0.0:
-            if text not in batch.scores:
-                batch.pending.append(text)
-            pending, batch.pending = batch.pending, []
-            batch.scores.update(zip(pending, (float(s) for s in model().scores(pending)),
-                                    strict=True))
-            score = batch.scores[text]
+        if _SCORE_KEY not in ctx.scores:  # called outside a batch
+            self.score_batch([ctx])
+        score = ctx.scores[_SCORE_KEY]
         p = self._params
-        if score < p.threshold or (p.below is not None and score >= p.below):
+        if score is None or score < p.threshold or (p.below is not None and score >= p.below):
             return []
         view = ctx.norm.text
         return [ctx.match(view, 0, len(view.text), score)]

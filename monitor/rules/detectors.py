@@ -15,6 +15,7 @@ comments per second.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -62,7 +63,7 @@ class RuleEnv:
 class Context:
     """One subject being evaluated, with its normalised views computed on first use."""
 
-    __slots__ = ("_norm", "inputs", "memo", "probabilities", "subject")
+    __slots__ = ("_norm", "inputs", "memo", "probabilities", "scores", "subject")
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Context:
         self.probabilities = probabilities if probabilities is not None else {}
         self.memo = memo if memo is not None else {}
         self.inputs: dict[int, str | None] = {}  # model input per detector, computed once
+        self.scores: dict[int, float | None] = {}  # set by `Detector.score_batch` hooks
 
     @property
     def norm(self) -> Normalized:
@@ -135,6 +137,13 @@ class Detector:
     def model_input(self, ctx: Context) -> str | None:
         """Text to classify with the profanity model (batched by the engine), if any."""
         return None
+
+    # True: the engine calls `score_batch` once per batch, before any `detect`, with the
+    # contexts this rule will see, so a model can score them all in one vectorised call
+    batched: ClassVar[bool] = False
+
+    def score_batch(self, contexts: Sequence[Context]) -> None:
+        """Score every context at once and leave the results in `Context.scores`."""
 
     def detect(self, ctx: Context) -> list[Match]:
         raise NotImplementedError

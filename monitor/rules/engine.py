@@ -32,12 +32,20 @@ BURST_CATEGORIES = frozenset({"spam"})
 _VIEWS: tuple[ViewName, ...] = ("text", "folded")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: `in` must not compare pydantic rules
 class CompiledRule:
     rule: Rule
     detector: Detector
     languages: frozenset[str] | None  # None: every language
     prefilter: tuple[ViewName, frozenset[int]] | None  # Set indices that may fire it
+
+
+def _search_set(patterns: list[str]) -> Any:
+    found = re2.Set.SearchSet(options())
+    for pattern in patterns:
+        found.Add(pattern)
+    found.Compile()
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +90,17 @@ class RuleEngine:
             pending.append((rule, detector, languages, pre.view, indices))
         for view, pats in set_patterns.items():
             if pats:
-                s = re2.Set.SearchSet(options())
-                for p in pats:
-                    s.Add(p)
-                s.Compile()
-                self._sets[view] = s
+                self._sets[view] = _search_set(pats)
+        # most comments need no folding beyond lower case, so both views are one string:
+        # one Set over both views' patterns then does the work of two
+        self._text_count = len(set_patterns["text"])
+        self._both = (_search_set(set_patterns["text"] + set_patterns["folded"])
+                      if len(self._sets) == 2 else None)
         self.rules = [
             CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None)
             for rule, det, langs, view, idx in pending
         ]
+        self._batched = [c for c in self.rules if c.detector.batched]
         self._suppressible = {c.rule.id: frozenset(c.rule.suppressed_by)
                               for c in self.rules if c.rule.suppressed_by}
         # which rules apply depends only on (kind, language): work it out once per pair
@@ -143,6 +153,7 @@ class RuleEngine:
         memo: dict[str, bytes] = {}
         prepared = [self._prepare(Context(s, probabilities, memo)) for s in subjects]
         self._classify(prepared, probabilities)
+        self._score_batches(prepared)
         return [self._run(ctx, rules) for ctx, rules in prepared]
 
     def _applicable(self, subject: Subject) -> _Applicable:
@@ -171,9 +182,17 @@ class RuleEngine:
         try:
             applicable = self._applicable(ctx.subject)
             keep = set(applicable.always)
-            for view, by_index in applicable.by_index.items():
-                for i in self._sets[view].Match(ctx.view(view).text) or ():
-                    keep.update(by_index.get(i, ()))
+            norm = ctx.norm
+            if self._both is not None and norm.text is norm.folded:
+                n = self._text_count
+                text_hits = applicable.by_index.get("text", {})
+                folded_hits = applicable.by_index.get("folded", {})
+                for i in self._both.Match(norm.text.text) or ():
+                    keep.update(text_hits.get(i, ()) if i < n else folded_hits.get(i - n, ()))
+            else:
+                for view, by_index in applicable.by_index.items():
+                    for i in self._sets[view].Match(ctx.view(view).text) or ():
+                        keep.update(by_index.get(i, ()))
             rules = applicable.rules
             return ctx, [rules[i] for i in sorted(keep)]
         except Exception:
@@ -201,6 +220,17 @@ class RuleEngine:
             probabilities.update(zip(ordered, classify(ordered), strict=True))
         except Exception:
             log.exception("the profanity model failed on a batch of %d texts", len(ordered))
+
+    def _score_batches(self, prepared: list[tuple[Context, list[CompiledRule]]]) -> None:
+        for compiled in self._batched:
+            contexts = [ctx for ctx, rules in prepared if compiled in rules]
+            if not contexts:
+                continue
+            try:
+                compiled.detector.score_batch(contexts)
+            except Exception:  # its detect() then scores one by one or reports nothing
+                log.exception("rule %s could not score a batch of %d", compiled.rule.id,
+                              len(contexts))
 
     def _run(self, ctx: Context, rules: list[CompiledRule]) -> list[Detection]:
         subject = ctx.subject

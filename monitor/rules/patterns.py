@@ -10,6 +10,7 @@ the engine on adversarial text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import re2
@@ -70,6 +71,26 @@ def alternation(patterns: list[str]) -> str:
 def compile_any(patterns: list[str], *, capture: bool = False) -> Any:
     """One RE2 program matching any of the (rewritten) patterns."""
     return re2.compile(alternation(patterns), options(capture=capture))
+
+
+def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each match, in characters of `text`.
+
+    For ASCII text (most comments) the program reads the UTF-8 bytes, whose offsets are
+    the character offsets: the wrapper then skips its offset translation, which costs
+    more than the match itself.
+    """
+    if text.isascii():
+        for m in program.finditer(text.encode("ascii")):
+            yield m.span()
+    else:
+        for m in program.finditer(text):
+            yield m.span()
+
+
+def found(program: Any, text: str) -> bool:
+    """Whether `program` matches anywhere in `text` (bytes for ASCII, as `spans`)."""
+    return program.search(text.encode("ascii") if text.isascii() else text) is not None
 
 
 def check(pattern: str) -> str:

@@ -113,18 +113,18 @@ class ProfanityDetector(Detector, name="profanity"):
         if key in ctx.inputs:
             return ctx.inputs[key]
         text = ctx.norm.text.text[:_MAX_MODEL_CHARS]
-        if self._ignore is not None and self._ignore.search(text):
+        if self._ignore is not None and patterns.found(self._ignore, text):
             text = self._ignore.sub(" ", text)
-        result = text if any(c.isalpha() for c in text) else None
+        result = text if any(map(str.isalpha, text)) else None
         ctx.inputs[key] = result
         return result
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
         if self._words is not None:
-            for m in self._words.finditer(view.text):
-                if self._exclude is None or not self._overlaps_exclusion(view.text, m.span()):
-                    return [ctx.match(view, m.start(), m.end())]
+            for start, end in patterns.spans(self._words, view.text):
+                if self._exclude is None or not self._overlaps_exclusion(view.text, (start, end)):
+                    return [ctx.match(view, start, end)]
         key = self.model_input(ctx)
         if key is None:
             return []
@@ -138,5 +138,4 @@ class ProfanityDetector(Detector, name="profanity"):
 
     def _overlaps_exclusion(self, text: str, span: tuple[int, int]) -> bool:
         assert self._exclude is not None
-        return any(s < span[1] and span[0] < e for s, e in
-                   (m.span() for m in self._exclude.finditer(text)))
+        return any(s < span[1] and span[0] < e for s, e in patterns.spans(self._exclude, text))

@@ -32,12 +32,11 @@ class PhraseParams(Params):
 def _first_unexcluded(program: Any, exclude: Any, text: str) -> tuple[int, int] | None:
     """The first match of `program` in `text` that no `exclude` match overlaps."""
     excluded: list[tuple[int, int]] | None = None
-    for m in program.finditer(text):
-        start, end = m.span()
+    for start, end in patterns.spans(program, text):
         if exclude is None:
             return start, end
         if excluded is None:
-            excluded = [e.span() for e in exclude.finditer(text)]
+            excluded = list(patterns.spans(exclude, text))
         if not any(s < end and start < e for s, e in excluded):
             return start, end
     return None
