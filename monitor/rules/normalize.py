@@ -241,6 +241,8 @@ _LEET_EDGE_SAFE = frozenset("0134579$8€")
 _LEET_HINT = re.compile(
     r"[a-z][0-9$@!|€]+[a-z]|(?<![a-z0-9])[0-9$€]+[a-z]|[a-z][0-9$€]+(?![a-z0-9])"
 )
+# every _LEET_HINT match holds one of these pairs; the gate is twice as fast to rule out
+_LEET_GATE = re.compile(r"[a-z][0-9$@!|€]|[0-9$€][a-z]")
 _LEET_WORD = re.compile(r"[a-z0-9$@!|€]+")
 _VOWELS = frozenset("aeiouy")
 # Runs of three or more of the same letter.  Python `re` is used because RE2 has no
@@ -304,7 +306,7 @@ def normalize(original: str) -> Normalized:
     text = folded.text
     starts = folded.starts
     changed = False
-    if _LEET_HINT.search(text):
+    if _LEET_GATE.search(text) and _LEET_HINT.search(text):
         text = _decode_leet(text)
     if _RUN.search(text):
         text, starts = _squash(text, starts)
