@@ -85,22 +85,40 @@ class StreetAddressDetector(_RegexDetector, name="street_address"):
 
 
 _OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|$)"
+# A school's own student or permanent-code number, named as such: "student #48120",
+# "my student number is 3048812", "numéro d'élève 2045871", "no élève 7781234",
+# Quebec's permanent code (four letters, eight digits).  Bare five-digit numbers are
+# everywhere (scores, prices), so the words around them are what makes them identifiers.
+_SCHOOL_ID = (
+    r"\bstudent\s*(?:number|no\.?|num|id|#|card(?:\s*number)?)(?:[^0-9\n]{0,25})"
+    r"\b([0-9][0-9\-]{3,11}[0-9])\b"
+    r"|\b(?:num(?:ero)?|no\.?|#|carte|fiche|dossier)\s*(?:d\W?\s*|de\s+|du\s+)?"
+    r"(?:eleve|etudiant|etudiante|fiche|dossier)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9])\b"
+    r"|\b([a-z]{4}[0-9]{8})\b"
+)
 
 
 class StudentNumberDetector(Detector, name="student_number"):
-    """Ontario Education Numbers: nine digits, often written 123-456-789."""
+    """Student identifiers: Ontario Education Numbers, and student or permanent-code numbers."""
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
         self._program = re2.compile(_OEN, options(capture=True))
+        self._school_id = re2.compile(_SCHOOL_ID, options(capture=True))
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("folded", (_OEN,))
+        return Prefilter("folded", (_OEN, _SCHOOL_ID))
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         m = self._program.search(view.text)
-        return [ctx.match(view, m.start(1), m.end(1))] if m else []
+        if m:
+            return [ctx.match(view, m.start(1), m.end(1))]
+        m = self._school_id.search(view.text)
+        if m:
+            group = next(g for g in (1, 2, 3) if m.group(g))
+            return [ctx.match(view, m.start(group), m.end(group))]
+        return []
 
 
 _MONTHS = (
@@ -117,8 +135,9 @@ _DATE = (
 )
 _BIRTH = (
     r"\b(?:born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day"
-    r"|nee?s?|date de naissance|anniversaire|fete)\b"
-    rf"[^.!?\n]{{0,30}}?\b(?:{_DATE})"
+    r"|nee?s?|date de naissance|anniversaire|fete|turns?\s+[0-9]{1,2}"
+    r"|[0-9]{1,2}\s+ans\s+(?:aujourd\W?hui|le))\b"
+    rf"[^.!?\n]{{0,40}}?\b(?:{_DATE})"
 )
 
 
