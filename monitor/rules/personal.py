@@ -40,10 +40,20 @@ class _RegexDetector(Detector):
         return [ctx.match(view, m.start(), m.end(), self.score)] if m else []
 
 
+_PROVIDERS = (
+    r"gmail|hotmail|yahoo|outlook|icloud|live|msn|proton|protonmail|aol|rogers|bell"
+    r"|sympatico|videotron|cogeco|shaw|telus|sapo|orange|free|laposte|gmx|yandex"
+)
+_TLDS = r"com|ca|net|org|edu|me|io|fr|qc|uk|co|pt|be|ch|info"
+_AT = r"\(at\)|\[at\]|\{at\}|\sat\s|\(a\)|\sarobase?\s"
+_DOT = r"\(dot\)|\[dot\]|\{dot\}|\sdot\s|\(\.\)|\(point\)|\spoint\s|\."
 _EMAIL = (
     r"[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
-    r"|[a-z0-9._\-]+\s*(?:\(at\)|\[at\]|\{at\}|\sat\s)\s*[a-z0-9\-]+\s*"
-    r"(?:\(dot\)|\[dot\]|\{dot\}|\sdot\s|\.)\s*(?:com|ca|net|org)\b"
+    # spaced out to get past a platform's filter: "kpatel @ rogers . com"
+    rf"|[a-z0-9._%+\-]+\s?@\s?[a-z0-9\-]+(?:\s?\.\s?[a-z0-9\-]+)*\s?\.\s?(?:{_TLDS})\b"
+    rf"|[a-z0-9._\-]+\s*(?:{_AT})\s*[a-z0-9\-]+\s*(?:{_DOT})\s*(?:{_TLDS})\b"
+    # "jenna dot mcd at gmail", "emmawilson2010 at gmail": a mail provider makes it one
+    rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
 )
 
 
@@ -74,6 +84,13 @@ _ADDRESS = (
     rf"|\b[0-9]{{1,5}}[a-z]?,?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
     r"|\b(?:apt|apartment|unit|app|appartement|suite)\.?\s*#?\s*[0-9]{1,4}\b"
     r"|\b(?:p\.?o\.?\s*box|c\.?p\.?|case postale|rr|r\.r\.)\s*#?\s*[0-9]{1,5}\b"
+    # a house number and a street name without "street": "moved to 3 birch hollow",
+    # "my house 316 fox run", "ur address is 12 hickory", "habite au 312"
+    r"|\b(?:address(?:\s+is)?|adresse(?:\s+c'?est|\s+est)?|habite\s+au|reste\s+au)"
+    r"\s+[0-9]{1,5}[a-z]?,?\s+[a-z][a-z'\-]{2,}"
+    r"|\b(?:lives?\s+at|living\s+at|moved\s+to|drops?\s+(?:\w+\s+)?(?:off\s+)?at"
+    r"|(?:my|his|her|their|our|ur|your|'s)\s+(?:house|place|home)(?:\s+at)?)"
+    r"\s+[0-9]{1,5}[a-z]?,?\s+[a-z][a-z'\-]{2,}\s+[a-z][a-z'\-]{2,}"
 )
 
 
@@ -90,10 +107,11 @@ _OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|
 # Quebec's permanent code (four letters, eight digits).  Bare five-digit numbers are
 # everywhere (scores, prices), so the words around them are what makes them identifiers.
 _SCHOOL_ID = (
-    r"\bstudent\s*(?:number|no\.?|num|id|#|card(?:\s*number)?)(?:[^0-9\n]{0,25})"
+    r"\b(?:student|id|health|ohip)\s*(?:number|no\.?|num|id|#|card(?:\s*number)?)(?:[^0-9\n]{0,25})"
     r"\b([0-9][0-9\-]{3,11}[0-9])\b"
     r"|\b(?:num(?:ero)?|no\.?|#|carte|fiche|dossier)\s*(?:d\W?\s*|de\s+|du\s+)?"
     r"(?:eleve|etudiant|etudiante|fiche|dossier)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9])\b"
+    r"|\b(?:matricule|code\s*perm(?:anent)?)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9]|[a-z]{4}\s?[0-9]{4}\s?[0-9]{4})\b"
     r"|\b([a-z]{4}[0-9]{8})\b"
 )
 
@@ -116,7 +134,7 @@ class StudentNumberDetector(Detector, name="student_number"):
             return [ctx.match(view, m.start(1), m.end(1))]
         m = self._school_id.search(view.text)
         if m:
-            group = next(g for g in (1, 2, 3) if m.group(g))
+            group = next(g for g in (1, 2, 3, 4) if m.group(g))
             return [ctx.match(view, m.start(group), m.end(group))]
         return []
 
@@ -134,8 +152,8 @@ _DATE = (
     rf"|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+(?:{_MONTHS})\.?(?:,?\s*(?:19|20)[0-9]{{2}})?"
 )
 _BIRTH = (
-    r"\b(?:born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day"
-    r"|nee?s?|date de naissance|anniversaire|fete|turns?\s+[0-9]{1,2}"
+    r"\b(?:born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day|ddn"
+    r"|nee?s?|date de naissance|anniversaire|fete|turn(?:s|ed)?\s+[0-9]{1,2}"
     r"|[0-9]{1,2}\s+ans\s+(?:aujourd\W?hui|le))\b"
     rf"[^.!?\n]{{0,40}}?\b(?:{_DATE})"
 )
@@ -151,7 +169,10 @@ class PhoneParams(Params):
     region: str = Field(default="CA", pattern=r"^[A-Z]{2}$")
 
 
-_PHONE_HINT = r"[0-9](?:[\s().\-+]{0,3}[0-9]){6}"
+_PHONE_HINT = r"[0-9](?:[\s().\-+*/_]{0,3}[0-9]){6}"
+# "416/555/0128", "705*555*0141": separators the matcher does not know, made dashes
+# (same length, so spans still map back to the original)
+_PHONE_SEPARATORS = str.maketrans("*/_", "---")
 
 
 class PhoneDetector(Detector, name="phone_number"):
@@ -165,7 +186,8 @@ class PhoneDetector(Detector, name="phone_number"):
     def detect(self, ctx: Context) -> list[Match]:
         assert isinstance(self.params, PhoneParams)
         view = ctx.norm.folded
-        text = view.text[:20_000]  # the matcher is slow; a phone is never that far in
+        # the matcher is slow; a phone is never that far in
+        text = view.text[:20_000].translate(_PHONE_SEPARATORS)
         for m in phonenumbers.PhoneNumberMatcher(
             text, self.params.region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):

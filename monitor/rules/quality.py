@@ -123,6 +123,11 @@ def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
     blind = blind_corpus_path(corpus_dir, language)
     if blind.is_file():
         splits[BLIND_SPLIT] = load_corpus(blind, split=BLIND_SPLIT)
+    # written to tune the personal-information detectors: a broader idea of personal
+    # information (health, custody, pick-up times) than the detectors cover; see the docs
+    pi_dev = corpus_dir / f"pi_dev_{language}.jsonl"
+    if pi_dev.is_file():
+        splits["pi_dev"] = load_corpus(pi_dev, split="pi_dev")
     return splits
 
 
