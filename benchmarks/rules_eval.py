@@ -2,7 +2,7 @@
 
 Prints precision, recall and F1 per category and language, for the dev split (the
 lines the patterns were tuned on), the held-out split (written before any tuning) and
-both, plus a "blind" split read from tests/corpus/heldout2_<lang>.jsonl when that
+both, plus a "blind" split read from tests/corpus/heldout3_<lang>.jsonl when that
 file exists (a set written by someone else and never read while tuning; skipped
 silently when absent, and not part of "all").
 Usage: `.venv/bin/python benchmarks/rules_eval.py [-v]`; -v also lists every

@@ -197,3 +197,12 @@ rules:
     engine = RuleEngine([pack])
     assert ids(engine.evaluate(subject("going to the bridge tonight"))) == {"first.stage"}
     assert ids(engine.evaluate(subject("the bridge was closed"))) == {"second.stage"}
+
+
+def test_profanity_model_gives_the_library_s_own_probabilities() -> None:
+    from profanity_check import predict_prob
+
+    from monitor.rules.profanity import classify
+
+    texts = ["have a great day", "this is fucking stupid", "you absolute idiot", "merci"]
+    assert classify(texts) == [float(p) for p in predict_prob(texts)]

@@ -1,14 +1,17 @@
-"""Second-stage crisis classifier: TF-IDF n-grams + logistic regression, trained at first use.
+"""Second-stage crisis classifier: hashed n-grams + logistic regression, weights shipped.
 
-Why: the phrase rules are precise but miss paraphrases (blind recall about 0.5, see
-docs/detection-quality.md).  A linear model over character n-grams generalises to
-wording no pattern lists, and is cheap enough to score every comment of a batch.
+Why: the phrase rules are precise but catch only about a quarter of crisis wordings
+their authors did not think of (blind recall 0.25 en, 0.21 fr; docs/detection-
+quality.md).  A linear model over character and word n-grams, fitted on 9,581 labelled
+lines from many writers, generalises to such wording (blind recall 0.96 en, 0.99 fr)
+and is cheap enough to score every comment of a batch.
 
-Training data is the *dev* split of tests/corpus/en.jsonl + fr.jsonl (exactly what
-`monitor.rules.quality` calls dev), copied to `monitor/rules/data/crisis_dev.jsonl` so
-the installed package can train without the test tree; held-out and blind lines are
-never seen.  Nothing is pickled: the model is fitted deterministically in the process
-on first use (< 2 s) and cached.
+Training rows are built by `monitor.rules.quality.model_training_rows` from
+tests/corpus (the dev split and train/; never a held-out or blind line) and copied to
+`data/crisis_train.jsonl`; `benchmarks/crisis_model_cv.py --write` fits them and writes
+`data/crisis_model.npz` (plain float arrays, no pickle).  At run time the weights are
+only loaded.  Known idioms (`data/crisis_idioms.txt`) are blanked before the model reads
+a text, in training and at run time alike; the weights record a digest of that list.
 
 Features (on the engine's normalised `text` view): char_wb n-grams 2-5 (n-grams inside
 space-padded words, as scikit-learn's ``char_wb``) and word 1-2 grams, hashed into
@@ -19,9 +22,8 @@ taken over n-gram occurrences (sqrt of the sum of idf**2), which equals the exac
 norm of the tf-idf vector when no n-gram repeats; training uses the same definition,
 so the linear score is exact for what was trained.
 
-Batching: the engine asks every rule's `model_input` for the whole batch before any
-`detect`.  This detector uses that pass to queue its texts in the batch's shared memo,
-and the first `detect` of the batch scores them all in one call.
+Batching: the detector is `batched`: the engine calls `score_batch` once per batch with
+the contexts it applies to, and `detect` only reads the score left in `Context.scores`.
 """
 
 from __future__ import annotations

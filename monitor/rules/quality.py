@@ -49,7 +49,7 @@ class Example:
 
 
 def load_corpus(path: Path, split: str | None = None) -> list[Example]:
-    """Read a corpus; `split` overrides every line's split (e.g. "blind" for heldout2)."""
+    """Read a corpus; `split` overrides every line's split (e.g. "blind" for heldout3)."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
