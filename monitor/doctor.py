@@ -49,7 +49,29 @@ def run_checks(
     checks.append(check_mail(config))
     checks.extend(check_credentials(config, environ))
     checks.append(check_clock(config, clock))
+    checks.append(check_rules(config))
     return checks
+
+
+def check_rules(config: Config) -> Check:
+    """The rule packs compile and the crisis classifier's weights load.
+
+    Both would otherwise fail only at the first poll, one logged error per batch.
+    """
+    from monitor.rules import crisis_model
+    from monitor.rules.engine import RuleEngine
+
+    try:
+        engine = RuleEngine.from_settings(config.rules, base_dir=config.base_dir)
+        model_rules = [c.rule.id for c in engine.rules if c.rule.detector.type == "crisis_model"]
+        if model_rules:
+            crisis_model.model()
+    except Exception as exc:  # a pack, the protected list or the weights: say which
+        return Check("rules", False, f"{type(exc).__name__}: {exc}")
+    detail = f"{len(engine.rules)} rules enabled"
+    if model_rules:
+        detail += "; crisis classifier weights loaded"
+    return Check("rules", True, detail)
 
 
 def check_database(config: Config) -> Check:

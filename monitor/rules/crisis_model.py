@@ -316,7 +316,7 @@ def model() -> CrisisModel:
 
 
 def cross_validated_scores(folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold scores on the dev split (labels, scores), to choose the thresholds.
+    """Out-of-fold scores on the training rows (labels, scores), to choose the thresholds.
 
     Folds are grouped by the letters of the normalised text, so an evasion variant never
     sits in a different fold from the line it was made from (that would leak).
