@@ -206,3 +206,21 @@ def test_profanity_model_gives_the_library_s_own_probabilities() -> None:
 
     texts = ["have a great day", "this is fucking stupid", "you absolute idiot", "merci"]
     assert classify(texts) == [float(p) for p in predict_prob(texts)]
+
+
+def test_public_numbers_and_board_addresses_are_not_personal_information(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = RulesSettings(public_phone_numbers=["613-744-5713"],
+                             allowed_domains=["cepeo.on.ca"])
+    engine = RuleEngine.from_settings(settings, base_dir=tmp_path)
+
+    def personal(text: str) -> set[str]:
+        return {d.rule_id for d in engine.evaluate(subject(text))
+                if d.category == "personal_information"}
+
+    assert personal("call the office at 613 744 5713 before 8:30") == set()
+    assert personal("kids help phone 1-800-668-6868 or text 686868") == set()
+    assert personal("questions? write to mme.gagnon@cepeo.on.ca") == set()
+    assert personal("call me at 613-555-0199 tonight") == {"privacy.phone"}
+    assert personal("write to jamie.lee@gmail.com") == {"privacy.email"}
+    with pytest.raises(ValueError, match="not a phone number"):
+        RulesSettings(public_phone_numbers=["the office"])

@@ -56,6 +56,7 @@ class RuleEnv:
     """
 
     allowed_domains: tuple[str, ...] = ()
+    public_phone_numbers: tuple[str, ...] = ()
     protected: Any = None  # monitor.rules.protected.ProtectedIndex | None
     recent: Any = None  # monitor.rules.recent.RecentWindow | None
 

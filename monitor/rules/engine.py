@@ -133,6 +133,7 @@ class RuleEngine:
                                        settings.protected_salt_env)
         env = RuleEnv(
             allowed_domains=tuple(settings.allowed_domains),
+            public_phone_numbers=tuple(settings.public_phone_numbers),
             protected=protected,
             recent=RecentWindow(settings.repeat_window_minutes * 60.0, settings.repeat_capacity),
         )

@@ -13,6 +13,7 @@ import phonenumbers
 import re2
 from pydantic import BaseModel, Field
 
+from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
 from monitor.rules.patterns import options
 
@@ -61,6 +62,17 @@ class EmailDetector(_RegexDetector, name="email_address"):
     """Email addresses, including 'name (at) gmail (dot) com' spellings."""
 
     source = _EMAIL
+
+    def detect(self, ctx: Context) -> list[Match]:
+        # an address on the board's own domains (allowed_domains) is a public staff or
+        # office address, posted so families can reach the school: not personal
+        view = ctx.norm.folded
+        for start, end in patterns.spans(self._program, view.text):
+            domain = view.text[start:end].rsplit("@", 1)[-1].strip()
+            if not any(domain == d or domain.endswith("." + d)
+                       for d in self.env.allowed_domains):
+                return [ctx.match(view, start, end, self.score)]
+        return []
 
 
 _POSTAL = (
@@ -175,10 +187,37 @@ _PHONE_HINT = r"[0-9](?:[\s().\-+*/_]{0,3}[0-9]){6}"
 _PHONE_SEPARATORS = str.maketrans("*/_", "---")
 
 
+# Youth and family helplines posted by schools and students alike: public numbers, never
+# a person's personal information (the board adds its own in [rules] public_phone_numbers)
+HELPLINES = (
+    "1-800-668-6868", "686868",  # Kids Help Phone / Jeunesse, J'écoute
+    "988", "211", "911", "811",
+    "1-800-263-2266",  # Tel-jeunes
+    "1-866-925-5454",  # Good2Talk
+    "1-855-242-3310",  # Hope for Wellness
+    "1-888-505-1010",  # Interligne
+    "1-800-363-9010",  # SOS violence conjugale
+    "1-800-361-5085",  # Ligne Parents
+    "1-866-277-3553",  # 1 866 APPELLE
+    "1-800-463-5060",  # Centre antipoison du Québec
+    "1-800-268-9017",  # Ontario Poison Centre
+)
+
+
+def _national(number: str) -> str:
+    digits = "".join(c for c in number if c.isdigit())
+    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+
+
 class PhoneDetector(Detector, name="phone_number"):
     """Phone numbers the phonenumbers library accepts as possible in the region (default CA)."""
 
     Params = PhoneParams
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        self._public = frozenset(_national(n) for n in (*HELPLINES,
+                                                         *self.env.public_phone_numbers))
 
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (_PHONE_HINT,))
@@ -192,6 +231,8 @@ class PhoneDetector(Detector, name="phone_number"):
             text, self.params.region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):
             digits = sum(c.isdigit() for c in m.raw_string)
+            if _national(m.raw_string) in self._public:
+                continue
             if digits >= 10 or (digits == 7 and "-" in m.raw_string):
                 return [ctx.match(view, m.start, m.end)]
         return []

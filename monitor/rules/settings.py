@@ -36,6 +36,9 @@ class RulesSettings(BaseModel):
     """NAME of the environment variable (or systemd credential) holding the salt."""
     allowed_domains: list[str] = []
     """Link allowlist: links to these domains and their subdomains are not spam."""
+    public_phone_numbers: list[str] = []
+    """The board's and schools' own public numbers (office, fax, transport): never
+    reported as a person's personal information.  Canadian youth helplines are built in."""
     repeat_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     """How long a repeated comment or a spam burst is remembered (in memory)."""
     repeat_capacity: int = Field(default=10_000, ge=100, le=1_000_000)
@@ -61,6 +64,15 @@ class RulesSettings(BaseModel):
                 raise ValueError(f"{value!r} is not a domain name like 'dsb1.edu.on.ca'")
             out.append(domain)
         return out
+
+    @field_validator("public_phone_numbers")
+    @classmethod
+    def _phones(cls, values: list[str]) -> list[str]:
+        for value in values:
+            digits = "".join(c for c in value if c.isdigit())
+            if not 3 <= len(digits) <= 15:
+                raise ValueError(f"{value!r} is not a phone number like '705-555-0100'")
+        return values
 
     @field_validator("disabled_rules")
     @classmethod
