@@ -11,6 +11,7 @@ The shipped thresholds are read off this table, never off the blind set.
 Usage:
   .venv/bin/python benchmarks/crisis_model_cv.py            # the table
   .venv/bin/python benchmarks/crisis_model_cv.py --write    # refresh shipped rows + weights
+  .venv/bin/python benchmarks/crisis_model_cv.py --curve    # AUC with 1/4 .. all of the rows
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def main() -> int:
     if "--write" in sys.argv[1:]:
         return write()
     from sklearn.metrics import roc_auc_score
+
+    if "--curve" in sys.argv[1:]:
+        for fraction in (0.25, 0.5, 0.75, 1.0):
+            labels, scores = crisis_model.cross_validated_scores(fraction=fraction)
+            print(f"training on {fraction:.0%} of each fold: out-of-fold AUC "
+                  f"{roc_auc_score(labels, scores):.3f}")
+        return 0
 
     rows = crisis_model.training_rows()
     labels, scores = crisis_model.cross_validated_scores()

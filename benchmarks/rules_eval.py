@@ -22,8 +22,39 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.model import Detection, Subject, SubjectKind  # noqa: E402
 from monitor.rules.engine import RuleEngine  # noqa: E402
-from monitor.rules.quality import CATEGORIES, errors, load_splits, predict, score  # noqa: E402
+from monitor.rules.quality import (  # noqa: E402
+    CATEGORIES,
+    Example,
+    Scores,
+    errors,
+    load_splits,
+    predict,
+    score,
+)
+
+# Which findings count as "crisis reported" at each stage of the duty-of-care rules
+STAGES = {
+    "phrase rules only": lambda d: d.category == "crisis" and d.detector != "crisis_model",
+    "+ classifier, urgent": lambda d: d.category == "crisis",
+    "+ classifier review (digest) too": lambda d: d.category in ("crisis", "crisis_review"),
+}
+
+
+def crisis_stages(engine: RuleEngine, examples: list[Example], lang: str) -> dict[str, Scores]:
+    """Crisis precision and recall when each stage of the crisis rules is counted."""
+    found: list[list[Detection]] = engine.evaluate_batch(
+        [Subject(kind=SubjectKind(e.kind), account_id="corpus", school_id="corpus",
+                 language=lang, text=e.text) for e in examples])
+    out = {}
+    for stage, counts in STAGES.items():
+        said = [any(counts(d) for d in detections) for detections in found]
+        want = ["crisis" in e.labels for e in examples]
+        out[stage] = Scores(sum(w and s for w, s in zip(want, said, strict=True)),
+                            sum(s and not w for w, s in zip(want, said, strict=True)),
+                            sum(w and not s for w, s in zip(want, said, strict=True)))
+    return out
 
 
 def main() -> int:
@@ -47,6 +78,19 @@ def main() -> int:
                               f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}")
             table.add_section()
     console.print(table)
+    stages = Table(title="Crisis by stage (the phrase rules, then the classifier)")
+    for column in ("lang", "split", "stage", "tp", "fp", "fn", "precision", "recall"):
+        stages.add_column(column, justify="left" if column in ("lang", "split", "stage")
+                          else "right")
+    for lang in ("en", "fr"):
+        for split, examples in load_splits(ROOT / "tests" / "corpus", lang).items():
+            if split in ("all", "blind", "pi_dev") and examples:
+                for stage, s in crisis_stages(engine, examples, lang).items():
+                    stages.add_row(lang, f"{split} ({len(examples)})", stage, str(s.tp),
+                                   str(s.fp), str(s.fn), f"{s.precision:.3f}",
+                                   f"{s.recall:.3f}")
+                stages.add_section()
+    console.print(stages)
     console.print(f"categories: {', '.join(CATEGORIES)}; {len(problems)} misclassified lines")
     if verbose:
         for line in problems:

@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, RuleEnv
+from monitor.rules.normalize import normalize
 
 _BITS = 18
 _CHAR_BUCKETS = 1 << (_BITS - 1)  # char n-grams in [0, 2**17), words in [2**17, 2**18)
@@ -58,16 +59,19 @@ _MIN_LETTERS = 8  # fewer letters ("ok!", "😂😂") give the model nothing to 
 _U = np.uint32
 
 
+def _data(name: str) -> Any:
+    """A file of the package's `rules/data/` folder (works from a wheel as from a checkout)."""
+    return resources.files("monitor.rules").joinpath("data", name)
+
+
 def training_rows() -> list[dict[str, Any]]:
     """The training rows shipped with the package: {"text", "lang", "crisis"}."""
-    text = resources.files("monitor.rules").joinpath("data", TRAINING_FILE).read_text("utf-8")
+    text = _data(TRAINING_FILE).read_text("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def prepare(text: str) -> str:
     """What the model reads of a raw comment (training and evaluation)."""
-    from monitor.rules.normalize import normalize
-
     return model_view(normalize(text).text.text)
 
 
@@ -80,7 +84,7 @@ def model_view(normalised: str) -> str:
 
 def idiom_patterns() -> list[str]:
     """The patterns of `IDIOMS_FILE` (comments and blank lines dropped)."""
-    text = resources.files("monitor.rules").joinpath("data", IDIOMS_FILE).read_text("utf-8")
+    text = _data(IDIOMS_FILE).read_text("utf-8")
     return [line.strip() for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
 
@@ -309,17 +313,19 @@ def model() -> CrisisModel:
     if _model is None:
         with _lock:
             if _model is None:
-                with resources.files("monitor.rules").joinpath("data", WEIGHTS_FILE).open(
-                        "rb") as f:
+                with _data(WEIGHTS_FILE).open("rb") as f:
                     _model = load(f)
     return _model
 
 
-def cross_validated_scores(folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def cross_validated_scores(folds: int = 5, seed: int = 0,
+                           fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold scores on the training rows (labels, scores), to choose the thresholds.
 
     Folds are grouped by the letters of the normalised text, so an evasion variant never
     sits in a different fold from the line it was made from (that would leak).
+    `fraction` < 1 fits each fold on a seeded sample of its training part: the learning
+    curve that says whether more data would still help.
     """
     import re
 
@@ -331,7 +337,10 @@ def cross_validated_scores(folds: int = 5, seed: int = 0) -> tuple[np.ndarray, n
     groups = [re.sub(r"[^a-z]", "", t) for t in texts]
     out = np.zeros(len(rows))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    sample = np.random.default_rng(seed)
     for train, test in splitter.split(texts, labels, groups):
+        if fraction < 1.0:
+            train = sample.permutation(train)[: int(len(train) * fraction)]
         m = fit([texts[i] for i in train], labels[train])
         out[test] = m.scores([texts[i] for i in test])
     return labels, out
@@ -381,13 +390,12 @@ class CrisisModelDetector(Detector, name="crisis_model"):
     """Crisis classifier (TF-IDF n-grams + logistic regression) score in [threshold, below)."""
 
     Params = CrisisModelParams
+    batched = True
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
         assert isinstance(params, CrisisModelParams)
         self._params = params
-
-    batched = True
 
     @staticmethod
     def _text(ctx: Context) -> str | None:

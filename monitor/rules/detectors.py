@@ -61,6 +61,12 @@ class RuleEnv:
     recent: Any = None  # monitor.rules.recent.RecentWindow | None
 
 
+def in_domains(host: str, domains: tuple[str, ...]) -> bool:
+    """Whether `host` is one of `domains` or a subdomain of one (case and "www." aside)."""
+    host = host.lower().rstrip(".").removeprefix("www.")
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
 class Context:
     """One subject being evaluated, with its normalised views computed on first use."""
 

@@ -14,7 +14,15 @@ import re2
 from pydantic import BaseModel, Field
 
 from monitor.rules import patterns
-from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.detectors import (
+    Context,
+    Detector,
+    Match,
+    Params,
+    Prefilter,
+    RuleEnv,
+    in_domains,
+)
 from monitor.rules.patterns import options
 
 
@@ -69,8 +77,7 @@ class EmailDetector(_RegexDetector, name="email_address"):
         view = ctx.norm.folded
         for start, end in patterns.spans(self._program, view.text):
             domain = view.text[start:end].rsplit("@", 1)[-1].strip()
-            if not any(domain == d or domain.endswith("." + d)
-                       for d in self.env.allowed_domains):
+            if not in_domains(domain, self.env.allowed_domains):
                 return [ctx.match(view, start, end, self.score)]
         return []
 

@@ -87,15 +87,12 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
     the held-out split or the blind set: a line whose letters equal one of theirs is
     left out, so no evaluation line is ever trained on.  Repeated lines are kept once.
     """
-    sources: list[tuple[str, list[Example]]] = []
-    for lang in ("en", "fr"):
-        sources.append((lang, [e for e in load_corpus(corpus_dir / f"{lang}.jsonl")
-                               if e.split == "dev"]))
+    splits = {lang: load_splits(corpus_dir, lang) for lang in ("en", "fr")}
+    sources: list[tuple[str, list[Example]]] = [(lang, splits[lang]["dev"]) for lang in splits]
     for path in sorted((corpus_dir / TRAIN_DIR).glob("*.jsonl")):
         sources.append((path.name[:2], load_corpus(path, split="train")))
-    unseen = {letters_key(e.text) for lang in ("en", "fr")
-              for split, examples in load_splits(corpus_dir, lang).items()
-              if split in ("heldout", BLIND_SPLIT) for e in examples}
+    unseen = {letters_key(e.text) for by_split in splits.values()
+              for split in ("heldout", BLIND_SPLIT) for e in by_split.get(split, ())}
     seen: set[str] = set()
     rows: list[dict[str, object]] = []
     for lang, examples in sources:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re2
 from pydantic import BaseModel, Field
 
-from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv, in_domains
 from monitor.rules.patterns import options
 from monitor.rules.recent import RecentWindow, fingerprint
 
@@ -27,12 +27,6 @@ _URL_HINT = r"https?:|www\.|[a-z0-9]\.(?:" + _TLDS + r")\b"
 
 class LinkParams(Params):
     allowed: list[str] = []
-
-
-def _allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    host = host.lower().rstrip(".")
-    host = host.removeprefix("www.")
-    return any(host == d or host.endswith("." + d) for d in allowed)
 
 
 class OutsideLinkDetector(Detector, name="outside_link"):
@@ -55,7 +49,7 @@ class OutsideLinkDetector(Detector, name="outside_link"):
         for m in self._program.finditer(view.text):
             group = 1 if m.group(1) else 2
             host = m.group(group)
-            if host and not _allowed(host, self._allowed):
+            if host and not in_domains(host, self._allowed):
                 return [ctx.match(view, m.start(group), m.end(group))]
         return []
 
