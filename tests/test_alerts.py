@@ -52,6 +52,17 @@ def recipients(tmp_path: Path) -> list[str]:
     return [str(m["To"]) for m in outbox(tmp_path)]
 
 
+def poll_urgent_findings(tmp_path: Path) -> list[Finding]:
+    """One forced poll an hour after T0; the urgent findings it stored."""
+    with time_machine.travel(T0 + timedelta(hours=1), tick=False):
+        service = make(tmp_path)
+        service.poll_once(force=True)
+        with service.sessions() as s:
+            urgent = list(s.scalars(select(Finding).where(Finding.severity == "urgent")))
+        service.close()
+    return urgent
+
+
 def urgent_finding_id(service: Service) -> int:
     with service.sessions() as s:
         ids = s.scalars(select(Finding.id).where(Finding.severity == "urgent")).all()
@@ -174,12 +185,7 @@ def test_signed_links_refuse_tampering_expiry_and_other_keys() -> None:
 def test_one_email_per_incident_even_when_several_urgent_rules_fire(tmp_path: Path) -> None:
     both = [{**CRISIS[0], "text": "i want to kill myself and I'm going to shoot everyone"}]
     write_events(tmp_path / "events.jsonl", both)
-    with time_machine.travel(T0 + timedelta(hours=1), tick=False):
-        service = make(tmp_path)
-        service.poll_once(force=True)
-        with service.sessions() as s:
-            urgent = s.scalars(select(Finding).where(Finding.severity == "urgent")).all()
-        service.close()
+    urgent = poll_urgent_findings(tmp_path)
     assert len(urgent) >= 2
     assert recipients(tmp_path) == ["principal@central.example"]
 
@@ -305,12 +311,7 @@ def test_a_burst_of_crisis_replies_on_one_thread_is_one_alert(tmp_path: Path) ->
         "at": (T0 + timedelta(minutes=20)).isoformat(),
     }
     write_events(tmp_path / "events.jsonl", [*burst, other])
-    with time_machine.travel(T0 + timedelta(hours=1), tick=False):
-        service = make(tmp_path)
-        service.poll_once(force=True)
-        with service.sessions() as s:
-            urgent = s.scalars(select(Finding).where(Finding.severity == "urgent")).all()
-        service.close()
+    urgent = poll_urgent_findings(tmp_path)
     assert len(urgent) >= 4  # every comment is still its own documented finding
     alerts = outbox(tmp_path)
     assert recipients(tmp_path) == ["principal@central.example"] * 2  # thread 1, thread 99

@@ -86,6 +86,21 @@ def write_events(path: Path, events: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
 
 
+def many_accounts(data: dict[str, Any], count: int, **extra: Any) -> dict[str, Any]:
+    """`data` (a base_config dict) with `count` copies of its first account, web off.
+
+    `extra` values may be callables of the account's index ("owners": lambda i: [...]).
+    """
+    template = data["accounts"][0]
+    data["accounts"] = [
+        {**template, "id": account_id(i), "handle": handle(i), "external_id": str(1000 + i),
+         **{k: v(i) if callable(v) else v for k, v in extra.items()}}
+        for i in range(count)
+    ]
+    data["web"] = {"enabled": False}
+    return data
+
+
 def write_config(
     tmp_path: Path,
     db_url: str,
@@ -613,14 +628,7 @@ def test_a_simulated_day_with_500_accounts_does_not_grow_memory(tmp_path: Path) 
             text = CRISIS if k == 0 and c % 3 == 0 else f"Comment {c}-{k}, see you at the game"
             events.append(comment(at, i, f"e{c}-{k}", text))
     write_events(tmp_path / "events.jsonl", events)
-    data = base_config(tmp_path, poll_interval="1h")
-    template = data["accounts"][0]
-    data["accounts"] = [
-        {**template, "id": account_id(i), "handle": handle(i), "external_id": str(1000 + i)}
-        for i in range(accounts)
-    ]
-    data["web"] = {"enabled": False}
-    config = parse_config(data)
+    config = parse_config(many_accounts(base_config(tmp_path, poll_interval="1h"), accounts))
 
     samples: list[int] = []
     warm_up = cycles // 4  # six simulated hours: rule packs, caches and pools are loaded
@@ -673,15 +681,9 @@ def test_digests_and_escalations_run_once_across_two_workers(
         comment(t0 - timedelta(minutes=8), 2, "c3", "email me at kid.north@gmail.com"),
     ]
     write_events(tmp_path / "events.jsonl", events)
-    data = base_config(tmp_path, db_url=pg_url)
-    template = data["accounts"][0]
-    data["accounts"] = [
-        {**template, "id": account_id(i), "handle": handle(i), "external_id": str(1000 + i),
-         "owners": [OWNER if i % 2 else "office@central.example"]}
-        for i in range(3)
-    ]
-    data["web"] = {"enabled": False}
-    config = parse_config(data)
+    config = parse_config(many_accounts(
+        base_config(tmp_path, db_url=pg_url), 3,
+        owners=lambda i: [OWNER if i % 2 else "office@central.example"]))
 
     def together(*calls: Callable[[], object]) -> None:
         barrier = threading.Barrier(len(calls))
@@ -762,13 +764,7 @@ def test_accounts_beyond_the_first_claim_batch_are_polled_every_interval(tmp_pat
     """
     accounts = 250
     write_events(tmp_path / "events.jsonl", [])
-    data = base_config(tmp_path, poll_interval="5m")
-    template = data["accounts"][0]
-    data["accounts"] = [
-        {**template, "id": account_id(i), "handle": handle(i), "external_id": str(1000 + i)}
-        for i in range(accounts)
-    ]
-    data["web"] = {"enabled": False}
+    data = many_accounts(base_config(tmp_path, poll_interval="5m"), accounts)
     start = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
     clock = BatchClock(start)
     service = Service(parse_config(data), clock=clock)
