@@ -36,7 +36,7 @@ from monitor.rules.quality import (  # noqa: E402
 
 # Which findings count as "crisis reported" at each stage of the duty-of-care rules
 STAGES = {
-    "phrase rules only": lambda d: d.category == "crisis" and d.detector != "crisis_model",
+    "phrase rules only": lambda d: d.category == "crisis" and d.detector != "text_model",
     "+ classifier, urgent": lambda d: d.category == "crisis",
     "+ classifier review (digest) too": lambda d: d.category in ("crisis", "crisis_review"),
 }

@@ -116,16 +116,16 @@ def test_planted_token_never_reaches_logs_or_tables(
     assert searched > 0
 
 
-def test_doctor_reports_crisis_weights_that_do_not_load(
+def test_doctor_reports_classifier_weights_that_do_not_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from monitor.doctor import check_rules
-    from monitor.rules import crisis_model
+    from monitor.rules import text_model
 
     config = _config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", free_port())
     assert check_rules(config).ok
-    assert "crisis classifier weights loaded" in check_rules(config).detail
-    monkeypatch.setattr(crisis_model, "_model", None)
-    monkeypatch.setattr(crisis_model, "WEIGHTS_FILE", "missing.npz")
+    assert "classifier weights loaded" in check_rules(config).detail
+    monkeypatch.setattr(text_model, "_model", None)
+    monkeypatch.setattr(text_model, "WEIGHTS_FILE", "missing.npz")
     failed = check_rules(config)
     assert not failed.ok and "missing.npz" in failed.detail

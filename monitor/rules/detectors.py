@@ -34,7 +34,7 @@ _BUILTIN_MODULES = (
     "monitor.rules.spam",
     "monitor.rules.events",
     "monitor.rules.protected",
-    "monitor.rules.crisis_model",
+    "monitor.rules.text_model",
 )
 
 
@@ -85,7 +85,7 @@ class Context:
         self.probabilities = probabilities if probabilities is not None else {}
         self.memo = memo if memo is not None else {}
         self.inputs: dict[int, str | None] = {}  # model input per detector, computed once
-        self.scores: dict[int, float | None] = {}  # set by `Detector.score_batch` hooks
+        self.scores: dict[str, float | None] = {}  # set by `Detector.score_batch` hooks
 
     @property
     def norm(self) -> Normalized:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from monitor.model import Subject, SubjectKind
 from monitor.rules.engine import RuleEngine
+from monitor.rules.text_model import HEADS as MODEL_HEADS
 
 CATEGORIES = ("crisis", "bullying", "inappropriate_language", "personal_information", "spam")
 _CATEGORY_OF_RULE = {"protected_student": "personal_information"}
@@ -81,7 +82,8 @@ def letters_key(text: str) -> str:
 
 
 def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
-    """Rows the crisis classifier is fitted on: {"text", "lang", "crisis"}, in a fixed order.
+    """Rows the text classifier is fitted on: {"text", "lang", "crisis", "bullying"},
+    in a fixed order.
 
     The dev split of each main corpus, then every `train/<lang>_*.jsonl` by name.  Never
     the held-out split or the blind set: a line whose letters equal one of theirs is
@@ -101,7 +103,8 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
             if e.split == "train" and (key in unseen or e.text in seen):
                 continue  # dev lines stay whole: their evasion variants share letters
             seen.add(e.text)
-            rows.append({"text": e.text, "lang": lang, "crisis": "crisis" in e.labels})
+            rows.append({"text": e.text, "lang": lang,
+                         **{head: head in e.labels for head in MODEL_HEADS}})
     return rows
 
 

@@ -1,17 +1,18 @@
-"""Cross-validated quality of the crisis classifier, and where its thresholds come from.
+"""Cross-validated quality of the text classifier's heads, and where their thresholds come from.
 
-The classifier (`monitor/rules/crisis_model.py`) is fitted on the training rows that
+The classifier (`monitor/rules/text_model.py`) is fitted on the training rows that
 `monitor.rules.quality.model_training_rows` collects from tests/corpus (dev split of the
 main corpora plus tests/corpus/train/*.jsonl; never the held-out split or the blind
 set).  This script prints, per language, the out-of-fold precision and recall of
-"phrase rules OR model score >= t" for a grid of t, on 5 folds grouped by the letters
-of each line (so an evasion variant never sits in another fold than its original).
-The shipped thresholds are read off this table, never off the blind set.
+"phrase rules OR model score >= t" for a grid of t, for one head (crisis by default),
+on 5 folds grouped by the letters of each line (so an evasion variant never sits in
+another fold than its original).  The shipped thresholds are read off this table,
+never off the blind set.
 
 Usage:
-  .venv/bin/python benchmarks/crisis_model_cv.py            # the table
-  .venv/bin/python benchmarks/crisis_model_cv.py --write    # refresh shipped rows + weights
-  .venv/bin/python benchmarks/crisis_model_cv.py --curve    # AUC with 1/4 .. all of the rows
+  .venv/bin/python benchmarks/text_model_cv.py [--head=bullying]          # the table
+  .venv/bin/python benchmarks/text_model_cv.py [--head=bullying] --curve  # AUC with 1/4 .. all rows
+  .venv/bin/python benchmarks/text_model_cv.py --write   # refresh shipped rows + weights
 """
 
 from __future__ import annotations
@@ -28,38 +29,42 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.model import Subject, SubjectKind  # noqa: E402
-from monitor.rules import crisis_model  # noqa: E402
+from monitor.rules import text_model  # noqa: E402
 from monitor.rules.engine import RuleEngine  # noqa: E402
 from monitor.rules.pack import load_shipped_pack  # noqa: E402
 from monitor.rules.quality import model_training_rows  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 DATA = ROOT / "monitor" / "rules" / "data"
-URGENT_RECALL = 0.95  # crisis.model.urgent: the issue's recall target
-REVIEW_RECALL = 0.97  # crisis.model.review (digest) catches most of the rest
-GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# the recall goals whose thresholds are printed, per head
+RECALL_GOALS = {
+    "crisis": (0.95, 0.97),  # crisis.model.urgent (the issue's target), crisis.model.review
+    "bullying": (0.80, 0.90),
+}
+PRECISION_GOAL = 0.80  # the smallest threshold that keeps "rules OR model" this precise
+GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def write() -> int:
     rows = model_training_rows(CORPUS)
-    (DATA / crisis_model.TRAINING_FILE).write_text(
+    (DATA / text_model.TRAINING_FILE).write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    crisis_model.save(crisis_model.fit_training_rows(), DATA / crisis_model.WEIGHTS_FILE)
-    print(f"wrote {len(rows)} rows to monitor/rules/data/{crisis_model.TRAINING_FILE} and "
-          f"the weights fitted on them to monitor/rules/data/{crisis_model.WEIGHTS_FILE}")
+    text_model.save(text_model.fit_training_rows(), DATA / text_model.WEIGHTS_FILE)
+    print(f"wrote {len(rows)} rows to monitor/rules/data/{text_model.TRAINING_FILE} and "
+          f"the weights fitted on them to monitor/rules/data/{text_model.WEIGHTS_FILE}")
     return 0
 
 
-def phrase_rules_fire(rows: list[dict[str, object]]) -> np.ndarray:
-    """Whether a shipped phrase rule (not the model) reports crisis on each row."""
+def phrase_rules_fire(rows: list[dict[str, object]], head: str) -> np.ndarray:
+    """Whether a shipped phrase rule (not the model) reports the head's category on each row."""
     packs = [load_shipped_pack(n) for n in ("common", "en", "fr")]
     packs = [p.model_copy(update={"rules": [r for r in p.rules
-                                            if r.detector.type != "crisis_model"]})
+                                            if r.detector.type != "text_model"]})
              for p in packs]
     engine = RuleEngine(packs)
     subjects = [Subject(kind=SubjectKind.COMMENT, account_id="cv", school_id="cv",
                         language=str(r["lang"]), text=str(r["text"])) for r in rows]
-    return np.asarray([any(d.category == "crisis" for d in found)
+    return np.asarray([any(d.category == head for d in found)
                        for found in engine.evaluate_batch(subjects)])
 
 
@@ -68,20 +73,24 @@ def main() -> int:
         return write()
     from sklearn.metrics import roc_auc_score
 
+    head = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--head=")), "crisis")
+    if head not in text_model.HEADS:
+        print(f"--head must be one of {', '.join(text_model.HEADS)}, not {head!r}")
+        return 2
     if "--curve" in sys.argv[1:]:
         for fraction in (0.25, 0.5, 0.75, 1.0):
-            labels, scores = crisis_model.cross_validated_scores(fraction=fraction)
+            labels, scores = text_model.cross_validated_scores(head, fraction=fraction)
             print(f"training on {fraction:.0%} of each fold: out-of-fold AUC "
                   f"{roc_auc_score(labels, scores):.3f}")
         return 0
 
-    rows = crisis_model.training_rows()
-    labels, scores = crisis_model.cross_validated_scores()
-    rules = phrase_rules_fire(rows)
+    rows = text_model.training_rows()
+    labels, scores = text_model.cross_validated_scores(head)
+    rules = phrase_rules_fire(rows, head)
     langs = np.asarray([r["lang"] for r in rows])
     console = Console(width=120)
-    table = Table(title="Crisis: phrase rules OR model >= t, out-of-fold (5 grouped folds)")
-    for column in ("lang", "rows", "crisis", "AUC", "t", "precision", "recall", "model alone P/R"):
+    table = Table(title=f"{head}: phrase rules OR model >= t, out-of-fold (5 grouped folds)")
+    for column in ("lang", "rows", head, "AUC", "t", "precision", "recall", "model alone P/R"):
         table.add_column(column, justify="right")
     for lang in ("en", "fr"):
         pick = langs == lang
@@ -102,8 +111,8 @@ def main() -> int:
                           "" if t is None else f"{mp:.3f} / {mr:.3f}")
         table.add_section()
     console.print(table)
-    for goal in URGENT_RECALL, REVIEW_RECALL:
-        fine = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    fine = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    for goal in RECALL_GOALS[head]:
         best = {}
         for lang in ("en", "fr"):
             pick = langs == lang
@@ -113,6 +122,16 @@ def main() -> int:
         each = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
         console.print(f"largest t with out-of-fold recall >= {goal} in both languages: "
                       f"{min(best.values()):.2f} ({each})")
+    smallest = {}
+    for lang in ("en", "fr"):
+        pick = langs == lang
+        y, s, r = labels[pick].astype(bool), scores[pick], rules[pick]
+        ok = [t for t in fine if ((r | (s >= t)) & y).sum() / max((r | (s >= t)).sum(), 1)
+              >= PRECISION_GOAL]
+        smallest[lang] = min(ok) if ok else 1.0
+    each = ", ".join(f"{k} {v:.2f}" for k, v in smallest.items())
+    console.print(f"smallest t with out-of-fold precision >= {PRECISION_GOAL} in both "
+                  f"languages: {max(smallest.values()):.2f} ({each})")
     return 0
 
 

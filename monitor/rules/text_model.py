@@ -1,15 +1,17 @@
-"""Second-stage crisis classifier: hashed n-grams + logistic regression, weights shipped.
+"""Second-stage text classifier: hashed n-grams + one logistic regression per head.
 
-Why: the phrase rules are precise but catch only about a quarter of crisis wordings
-their authors did not think of (blind recall 0.25 en, 0.21 fr; docs/detection-
-quality.md).  A linear model over character and word n-grams, fitted on 11,579 labelled
-lines from many writers, generalises to such wording (blind recall 0.97 en, 0.98 fr)
-and is cheap enough to score every comment of a batch.
+Why: the phrase rules are precise but catch only about a quarter of the crisis and
+bullying wordings their authors did not think of (blind recall 0.25 en, 0.21 fr;
+docs/detection-quality.md).  A linear model over character and word n-grams, fitted
+on labelled lines from many writers, generalises to such wording and is cheap enough
+to score every comment of a batch.  Each category is a *head*: the n-grams of a text
+are computed once and every head's score is one more column of the same lookup, so a
+second head costs little.
 
 Training rows are built by `monitor.rules.quality.model_training_rows` from
 tests/corpus (the dev split and train/; never a held-out or blind line) and copied to
-`data/crisis_train.jsonl`; `benchmarks/crisis_model_cv.py --write` fits them and writes
-`data/crisis_model.npz` (plain float arrays, no pickle).  At run time the weights are
+`data/text_model_train.jsonl`; `benchmarks/text_model_cv.py --write` fits them and
+writes `data/text_model.npz` (plain float arrays, no pickle).  At run time the weights are
 only loaded.  Known idioms (`data/crisis_idioms.txt`) are blanked before the model reads
 a text, in training and at run time alike; the weights record a digest of that list.
 
@@ -23,7 +25,8 @@ norm of the tf-idf vector when no n-gram repeats; training uses the same definit
 so the linear score is exact for what was trained.
 
 Batching: the detector is `batched`: the engine calls `score_batch` once per batch with
-the contexts it applies to, and `detect` only reads the score left in `Context.scores`.
+the contexts it applies to; it scores every head at once and `detect` only reads the
+score of its rule's head left in `Context.scores`.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -51,10 +54,11 @@ _MAX_CHARS = 1_000
 _BLOCK = 1_024
 _CHAR_N = (2, 5)
 _C = 10.0  # inverse regularisation of the logistic regression
-TRAINING_FILE = "crisis_train.jsonl"
+TRAINING_FILE = "text_model_train.jsonl"
 IDIOMS_FILE = "crisis_idioms.txt"
-_FORMAT = 2  # bump when features() changes: old weights would score garbage
-_SCORE_KEY = 0  # this model's entry in Context.scores
+_FORMAT = 3  # bump when features() or the file layout changes: old weights would score garbage
+HEADS = ("crisis", "bullying")  # one logistic regression each; a label of the corpus
+Head = Literal["crisis", "bullying"]
 _MIN_LETTERS = 8  # fewer letters ("ok!", "😂😂") give the model nothing to judge
 _U = np.uint32
 
@@ -65,7 +69,7 @@ def _data(name: str) -> Any:
 
 
 def training_rows() -> list[dict[str, Any]]:
-    """The training rows shipped with the package: {"text", "lang", "crisis"}."""
+    """The training rows shipped with the package: {"text", "lang", <one bool per head>}."""
     text = _data(TRAINING_FILE).read_text("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -206,22 +210,29 @@ def features(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class CrisisModel:
-    """Fitted weights: score = sigmoid(bias + sum(w*idf) / sqrt(sum(idf**2)))."""
+class TextModel:
+    """Fitted weights: score[h] = sigmoid(bias[h] + sum(w[h]*idf) / sqrt(sum(idf**2)))."""
 
-    weighted_idf: np.ndarray  # coef * idf per bucket
-    idf_squared: np.ndarray
-    bias: float
-    # both tables with a zero at `_NULL`, in float32: half the cache misses of float64
-    _tables: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
+    heads: tuple[str, ...]
+    weighted_idf: np.ndarray  # (heads, buckets): coef * idf per head and bucket
+    idf_squared: np.ndarray  # (buckets,)
+    bias: np.ndarray  # (heads,)
+    # one row per bucket, a column per head and idf**2 last, a zero row at `_NULL`, in
+    # float32: one gather per n-gram serves every head (half the cache misses of float64)
+    _table: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        tables = tuple(np.append(t, 0.0).astype(np.float32)
-                       for t in (self.weighted_idf, self.idf_squared))
-        object.__setattr__(self, "_tables", tables)
+        columns = np.vstack([self.weighted_idf, self.idf_squared[np.newaxis, :]])
+        table = np.zeros((columns.shape[1] + 1, columns.shape[0]), dtype=np.float32)
+        table[:-1] = columns.T
+        object.__setattr__(self, "_table", table)
+
+    def head(self, name: str) -> int:
+        """Column of a head in what `scores` returns."""
+        return self.heads.index(name)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Crisis probability of each prepared text, vectorised over blocks of texts.
+        """Probability per prepared text (rows) and head (columns), over blocks of texts.
 
         Blocks of about a thousand keep the working arrays in cache (a third faster per
         text than one block of 5,000).
@@ -232,18 +243,18 @@ class CrisisModel:
                                for i in range(0, len(texts), _BLOCK)])
 
     def _scores(self, texts: Sequence[str]) -> np.ndarray:
+        width = len(self.heads)
         if not texts:
-            return np.zeros(0)
+            return np.zeros((0, width))
         n = len(texts)
-        weighted, squared = self._tables
-        num = np.zeros(n)
-        den = np.zeros(n)
+        sums = np.zeros((width + 1, n))
         for doc, key in _chunks(texts):
-            num += np.bincount(doc, weights=weighted[key], minlength=n)
-            den += np.bincount(doc, weights=squared[key], minlength=n)
-        den = np.sqrt(den)
-        logit = self.bias + np.divide(num, den, out=np.zeros(n), where=den > 0)
-        return 1.0 / (1.0 + np.exp(-logit))
+            gathered = self._table[key]
+            for column in range(width + 1):
+                sums[column] += np.bincount(doc, weights=gathered[:, column], minlength=n)
+        den = np.sqrt(sums[width])
+        ratio = np.divide(sums[:width], den, out=np.zeros((width, n)), where=den > 0)
+        return (1.0 / (1.0 + np.exp(-(self.bias[:, np.newaxis] + ratio)))).T
 
 
 def _matrix(texts: Sequence[str], idf: np.ndarray | None) -> tuple[Any, np.ndarray]:
@@ -261,53 +272,67 @@ def _matrix(texts: Sequence[str], idf: np.ndarray | None) -> tuple[Any, np.ndarr
     return x, idf
 
 
-def fit(texts: Sequence[str], labels: Sequence[int]) -> CrisisModel:
-    """Fit on prepared texts; deterministic (lbfgs, no randomness)."""
+def fit(texts: Sequence[str], labels: Mapping[str, Sequence[int]]) -> TextModel:
+    """Fit one head per entry of `labels` on prepared texts; deterministic (lbfgs).
+
+    The heads share the idf of all the texts, so one feature pass serves them all.
+    """
     from sklearn.linear_model import LogisticRegression
 
     x, idf = _matrix(texts, None)
-    clf = LogisticRegression(C=_C, class_weight="balanced", max_iter=1000)
-    clf.fit(x, np.asarray(labels))
-    coef = np.asarray(clf.coef_[0], dtype=np.float64)
-    return CrisisModel(coef * idf, idf**2, float(clf.intercept_[0]))
+    coefs, biases = [], []
+    for name in labels:
+        clf = LogisticRegression(C=_C, class_weight="balanced", max_iter=1000)
+        clf.fit(x, np.asarray(labels[name]))
+        coefs.append(np.asarray(clf.coef_[0], dtype=np.float64) * idf)
+        biases.append(float(clf.intercept_[0]))
+    return TextModel(tuple(labels), np.vstack(coefs), idf**2, np.asarray(biases))
 
 
-WEIGHTS_FILE = "crisis_model.npz"
+WEIGHTS_FILE = "text_model.npz"
 
 
-def save(fitted: CrisisModel, path: Path) -> None:
-    """Write the weights as plain float32 arrays (np.load with allow_pickle=False reads them)."""
-    np.savez_compressed(path, weighted_idf=fitted.weighted_idf.astype(np.float32),
+def save(fitted: TextModel, path: Path) -> None:
+    """Write the weights as plain arrays (np.load with allow_pickle=False reads them)."""
+    np.savez_compressed(path, heads=np.asarray(fitted.heads),
+                        weighted_idf=fitted.weighted_idf.astype(np.float32),
                         idf_squared=fitted.idf_squared.astype(np.float32),
-                        bias=np.asarray([fitted.bias]), version=np.asarray([_FORMAT]),
-                        idioms=np.asarray([idioms_digest()]))
+                        bias=np.asarray(fitted.bias, dtype=np.float64),
+                        version=np.asarray([_FORMAT]), idioms=np.asarray([idioms_digest()]))
 
 
-def load(source: Any) -> CrisisModel:
+def load(source: Any) -> TextModel:
     """Read weights written by `save`; refuses a file of another feature format."""
     with np.load(source, allow_pickle=False) as data:
         if int(data["version"][0]) != _FORMAT:
-            raise ValueError(f"crisis model weights have format {int(data['version'][0])}, "
+            raise ValueError(f"text model weights have format {int(data['version'][0])}, "
                              f"this code reads format {_FORMAT}: run "
-                             "benchmarks/crisis_model_cv.py --write")
+                             "benchmarks/text_model_cv.py --write")
         if str(data["idioms"][0]) != idioms_digest():
-            raise ValueError(f"crisis model weights were fitted with other idioms than "
-                             f"{IDIOMS_FILE}: run benchmarks/crisis_model_cv.py --write")
-        return CrisisModel(data["weighted_idf"].astype(np.float64),
-                           data["idf_squared"].astype(np.float64), float(data["bias"][0]))
+            raise ValueError(f"text model weights were fitted with other idioms than "
+                             f"{IDIOMS_FILE}: run benchmarks/text_model_cv.py --write")
+        return TextModel(tuple(str(h) for h in data["heads"]),
+                         data["weighted_idf"].astype(np.float64),
+                         data["idf_squared"].astype(np.float64),
+                         data["bias"].astype(np.float64))
 
 
-def fit_training_rows() -> CrisisModel:
+def head_labels(rows: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """The 0/1 label of every head for each training row."""
+    return {name: [int(bool(r[name])) for r in rows] for name in HEADS}
+
+
+def fit_training_rows() -> TextModel:
     """Fit on the shipped training rows: what `--write` saves and a test re-checks."""
     rows = training_rows()
-    return fit([prepare(r["text"]) for r in rows], [int(r["crisis"]) for r in rows])
+    return fit([prepare(r["text"]) for r in rows], head_labels(rows))
 
 
 _lock = threading.Lock()
-_model: CrisisModel | None = None
+_model: TextModel | None = None
 
 
-def model() -> CrisisModel:
+def model() -> TextModel:
     """The shipped weights, loaded once per process (no training at run time)."""
     global _model
     if _model is None:
@@ -318,9 +343,10 @@ def model() -> CrisisModel:
     return _model
 
 
-def cross_validated_scores(folds: int = 5, seed: int = 0,
+def cross_validated_scores(head: str, folds: int = 5, seed: int = 0,
                            fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold scores on the training rows (labels, scores), to choose the thresholds.
+    """Out-of-fold scores of one head on the training rows (labels, scores), to choose
+    its thresholds.
 
     Folds are grouped by the letters of the normalised text, so an evasion variant never
     sits in a different fold from the line it was made from (that would leak).
@@ -333,7 +359,7 @@ def cross_validated_scores(folds: int = 5, seed: int = 0,
 
     rows = training_rows()
     texts = [prepare(r["text"]) for r in rows]
-    labels = np.asarray([int(r["crisis"]) for r in rows])
+    labels = np.asarray(head_labels(rows)[head])
     groups = [re.sub(r"[^a-z]", "", t) for t in texts]
     out = np.zeros(len(rows))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -341,15 +367,15 @@ def cross_validated_scores(folds: int = 5, seed: int = 0,
     for train, test in splitter.split(texts, labels, groups):
         if fraction < 1.0:
             train = sample.permutation(train)[: int(len(train) * fraction)]
-        m = fit([texts[i] for i in train], labels[train])
-        out[test] = m.scores([texts[i] for i in test])
+        m = fit([texts[i] for i in train], {head: labels[train]})
+        out[test] = m.scores([texts[i] for i in test])[:, 0]
     return labels, out
 
 
 # Every idiom of IDIOMS_FILE contains one of these strings; most comments contain none,
 # and testing them with `in` costs about half a call into RE2.  The text is the engine's
 # normalised view (lower case, accents folded).  A new idiom without one of them fails
-# tests/test_rules_crisis_model.py::test_idiom_gate_covers_every_idiom.
+# tests/test_rules_text_model.py::test_idiom_gate_covers_every_idiom.
 IDIOM_GATE = ("die", "dying", "dead", "deceased", "kill", "murder", "wan", "mort", "mour",
               "meur", "crev", "tue", "reveil", "lever")
 
@@ -375,26 +401,27 @@ def blank_idioms(text: str) -> str:
     return program.sub(" ", text) if patterns.found(program, text) else text
 
 
-class CrisisModelParams(Params):
+class TextModelParams(Params):
+    head: Head = "crisis"
     threshold: float = Field(ge=0.0, le=1.0)
     below: float | None = Field(default=None, ge=0.0, le=1.0)  # exclusive upper bound
 
     @model_validator(mode="after")
-    def _order(self) -> CrisisModelParams:
+    def _order(self) -> TextModelParams:
         if self.below is not None and self.below <= self.threshold:
             raise ValueError("below must be greater than threshold")
         return self
 
 
-class CrisisModelDetector(Detector, name="crisis_model"):
-    """Crisis classifier (TF-IDF n-grams + logistic regression) score in [threshold, below)."""
+class TextModelDetector(Detector, name="text_model"):
+    """Classifier score of one head (crisis, bullying) in [threshold, below)."""
 
-    Params = CrisisModelParams
+    Params = TextModelParams
     batched = True
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
-        assert isinstance(params, CrisisModelParams)
+        assert isinstance(params, TextModelParams)
         self._params = params
 
     @staticmethod
@@ -404,28 +431,31 @@ class CrisisModelDetector(Detector, name="crisis_model"):
         return text if _letters(text) >= _MIN_LETTERS else None
 
     def score_batch(self, contexts: Sequence[Context]) -> None:
-        # one key for every crisis_model rule: the urgent and the review rule read the
-        # same score, so the second rule's pass costs one dictionary lookup per context
+        # every head is scored at once, under the head's name: the other text_model rules
+        # of the batch then cost one dictionary lookup per context
         todo: dict[str, list[Context]] = {}
         for ctx in contexts:
-            if _SCORE_KEY in ctx.scores:
+            if HEADS[0] in ctx.scores:
                 continue
             text = self._text(ctx)
             if text is None:
-                ctx.scores[_SCORE_KEY] = None
+                ctx.scores.update(dict.fromkeys(HEADS))
             else:
                 todo.setdefault(text, []).append(ctx)
         if not todo:
             return
-        for text, score in zip(todo, model().scores(list(todo)), strict=True):
+        fitted = model()
+        columns = [(name, fitted.head(name)) for name in HEADS]
+        for text, row in zip(todo, fitted.scores(list(todo)).tolist(), strict=True):
+            scores = {name: row[column] for name, column in columns}
             for ctx in todo[text]:
-                ctx.scores[_SCORE_KEY] = float(score)
+                ctx.scores.update(scores)
 
     def detect(self, ctx: Context) -> list[Match]:
-        if _SCORE_KEY not in ctx.scores:  # called outside a batch
-            self.score_batch([ctx])
-        score = ctx.scores[_SCORE_KEY]
         p = self._params
+        if p.head not in ctx.scores:  # called outside a batch
+            self.score_batch([ctx])
+        score = ctx.scores[p.head]
         if score is None or score < p.threshold or (p.below is not None and score >= p.below):
             return []
         view = ctx.norm.text
