@@ -224,3 +224,78 @@ def test_public_numbers_and_board_addresses_are_not_personal_information(tmp_pat
     assert personal("write to jamie.lee@gmail.com") == {"privacy.email"}
     with pytest.raises(ValueError, match="not a phone number"):
         RulesSettings(public_phone_numbers=["the office"])
+
+
+def _personal(text: str, lang: str = "en") -> dict[str, str]:
+    """Personal-information rule id -> evidence, as the shipped packs see `text`."""
+    return {d.rule_id: d.evidence(text) for d in ENGINE.evaluate(subject(text, lang))
+            if d.category == "personal_information"}
+
+
+@pytest.mark.parametrize(("text", "evidence"), [
+    ("my cell 519 five five five 0164, thanks", "519 five five five 0164"),
+    ("call nine oh five five five five oh one six two",
+     "nine oh five five five five oh one six two"),
+    ("my num is 647 five5five 0102 lol", "647 five5five 0102"),
+    ("appelle au six un trois, cinq cinq cinq, zéro un quatre deux",
+     "six un trois, cinq cinq cinq, zéro un quatre deux"),
+    ("07700 900 318 is my uk mobile", "07700 900 318"),
+    ("his cell is 0020 100 555 0134 from egypt", "0020 100 555 0134"),
+])
+def test_phone_numbers_spelled_out_or_from_abroad(text: str, evidence: str) -> None:
+    assert _personal(text)["privacy.phone"] == evidence
+
+
+@pytest.mark.parametrize("text", [
+    "one two three four five six seven eight nine ten, count with us!",
+    "the office number is 905-555-0100 ext 0 not 0101",
+    "the transportation consortium is at 1-877-555-0100 if a bus is late",
+    "the school's fax is 905 555 0102",
+    "texto 514 600-1002 c'est tel-jeunes",
+])
+def test_counting_office_lines_and_toll_free_numbers_are_not_personal(text: str) -> None:
+    assert "privacy.phone" not in _personal(text)
+
+
+@pytest.mark.parametrize(("text", "evidence"), [
+    ("connor at 271 ridgeview better watch out", "at 271 ridgeview"),
+    ("secret santa is lucy h, 14 willowbrook, she likes cats", ", 14 willowbrook"),
+    ("she walks home to 240 cedarvale alone", "to 240 cedarvale"),
+    ("come get it at my place, 1 spruce hill", ", 1 spruce hill"),
+])
+def test_house_number_and_a_street_name_without_street_type(text: str, evidence: str) -> None:
+    assert _personal(text)["privacy.street-address"] == evidence
+
+
+@pytest.mark.parametrize("text", [
+    "we play on 4 badminton courts at 3",
+    "the school address is 150 main st w for the gps",
+    "L'école est au 1800 rue Principale, stationnement derrière",
+    "2e place au tournoi provincial, bravo les filles",
+    "postal code for the school is L9T 4H7",
+])
+def test_public_places_are_not_addresses(text: str) -> None:
+    assert not {"privacy.street-address", "privacy.postal-code"} & set(_personal(text))
+
+
+def test_spaced_and_role_emails() -> None:
+    assert "privacy.email" in _personal("c h l o e 2 0 1 1 at hotmail, my email")
+    assert "privacy.email" not in _personal("email principal.office@lakeside-ps.ca instead")
+    assert "privacy.email" not in _personal("tryouts: athletics@northridge-ss.ca")
+    assert "privacy.email" in _personal("email chloe.office.fan@gmail.com")  # not a role
+
+
+def test_birthdate_with_a_pupils_birth_year_across_a_sentence() -> None:
+    found = _personal("omg ur birthday is the same as mine!! nov 3 2011 we r twins")
+    assert found["privacy.birthdate"].endswith("nov 3 2011")
+    assert "privacy.birthdate" in _personal("nov 3 2011 is her birthday")
+    assert "privacy.birthdate" not in _personal("the birthday party was great!! nov 3 1987")
+
+
+def test_health_and_custody_of_a_child() -> None:
+    assert "privacy.health.en" in _personal("ben in grade 2 has a severe peanut allergy")
+    assert "privacy.health.en" not in _personal("pizza lunch is $4.50 a slice this year")
+    custody = [d for d in ENGINE.evaluate(subject(
+        "reminder lucas's father is NOT allowed to pick him up, there is a court order"))
+        if d.rule_id == "privacy.custody.en"]
+    assert custody and custody[0].severity is Severity.URGENT

@@ -30,23 +30,47 @@ def _program(source: str) -> Any:
     return re2.compile(source, options())
 
 
+# The school's own address or postal code, given so families can find it, is public:
+# "the school address is 150 main st", "postal code for the school is L9T 4H7"
+_SCHOOL_PLACE = (
+    r"\b(?:school|ecole|office|bureau)(?:'?s)?\s+(?:mailing\s+)?(?:address|postal code"
+    r"|adresse|code postal)\b|\b(?:address|adresse|postal code|code postal)\s+(?:for|of|de|du)"
+    r"\s+(?:the\s+|la\s+|l'?\s*)?(?:school|ecole|office|bureau|commission scolaire"
+    r"|conseil scolaire|gps)\b|\b(?:the school|l'?ecole|the gym|le gymnase|l'?arena)"
+    r"\s+(?:is\s+at|est\s+au|c'?est\s+au)\b"
+)
+_CONTEXT = 40  # characters before a hit searched for what makes it public
+
+
 class _RegexDetector(Detector):
-    """Base: one RE2 program over the folded view; the first hit is the evidence."""
+    """Base: one RE2 program over the folded view; the first hit is the evidence.
+
+    `public_before`, when set, is a pattern that makes a hit public (not reported) when
+    it occurs in the hit or the `_CONTEXT` characters before it.
+    """
 
     source: str = ""
+    public_before: str = ""
     score: float = 1.0
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
         self._program = _program(self.source)
+        self._public = _program(self.public_before) if self.public_before else None
 
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (self.source,))
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
-        m = self._program.search(view.text)
-        return [ctx.match(view, m.start(), m.end(), self.score)] if m else []
+        for start, end in patterns.spans(self._program, view.text):
+            if not self.is_public(view.text, start, end):
+                return [ctx.match(view, start, end, self.score)]
+        return []
+
+    def is_public(self, text: str, start: int, end: int) -> bool:
+        return self._public is not None and patterns.found(
+            self._public, text[max(0, start - _CONTEXT) : end])
 
 
 _PROVIDERS = (
@@ -63,7 +87,17 @@ _EMAIL = (
     rf"|[a-z0-9._\-]+\s*(?:{_AT})\s*[a-z0-9\-]+\s*(?:{_DOT})\s*(?:{_TLDS})\b"
     # "jenna dot mcd at gmail", "emmawilson2010 at gmail": a mail provider makes it one
     rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
+    # one character at a time: "c h l o e 2 0 1 1 at hotmail"
+    rf"|(?:[a-z0-9]\s){{3,}}[a-z0-9]\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
 )
+# A role mailbox ("principal.office@…", "athletics@…", "musique.stjean@…": a role
+# first) is an office's public address, not a person's, whatever its domain
+_ROLE_MAILBOXES = frozenset((
+    "principal", "office", "info", "admin", "athletics", "reception", "attendance",
+    "secretary", "contact", "library", "guidance", "registrar", "communications",
+    "direction", "secretariat", "bureau", "accueil", "transportation", "frontdesk",
+    "sports", "music", "musique", "bibliotheque", "arts",
+))
 
 
 class EmailDetector(_RegexDetector, name="email_address"):
@@ -76,8 +110,10 @@ class EmailDetector(_RegexDetector, name="email_address"):
         # office address, posted so families can reach the school: not personal
         view = ctx.norm.folded
         for start, end in patterns.spans(self._program, view.text):
-            domain = view.text[start:end].rsplit("@", 1)[-1].strip()
-            if not in_domains(domain, self.env.allowed_domains):
+            local, _, domain = view.text[start:end].rpartition("@")
+            if re2.split(r"[._\-+]", local.strip())[0] in _ROLE_MAILBOXES:
+                continue
+            if not in_domains(domain.strip(), self.env.allowed_domains):
                 return [ctx.match(view, start, end, self.score)]
         return []
 
@@ -91,6 +127,7 @@ class PostalCodeDetector(_RegexDetector, name="postal_code"):
     """Canadian postal codes (A1A 1A1), which locate a home to a few dozen houses."""
 
     source = _POSTAL
+    public_before = _SCHOOL_PLACE
 
 
 _STREET_EN = (
@@ -98,6 +135,20 @@ _STREET_EN = (
     r"|way|place|pl|circle|trail|terrace|highway|hwy|concession|sideroad"
 )
 _STREET_FR = r"rue|avenue|av|boulevard|boul|bd|chemin|ch|route|rang|place|croissant|promenade|allee"
+# Endings of street names ("cedarvale", "ridgeview", "carlton") and words that end
+# two-word ones ("spruce hill"): with a house number before them, a street
+_STREET_ENDINGS = (
+    r"view|wood|woods|brook|vale|dale|crest|ridge|grove|haven|glen|meadows?|bury|ford|hurst"
+    r"|croft|wick|worth|mere|moor|shire|ton|field|stone|hill"
+)
+_STREET_WORDS = r"hill|view|ridge|grove|glen|woods|meadows|heights|gardens"
+_RANKING = _program(r"^[0-9]{1,2}(?:e|er|re|eme|ieme|nd|rd|th)\s+place\b")
+_NOT_STREETS = frozenset((
+    "badminton", "cotton", "button", "carton", "skeleton", "outfield", "midfield", "infield",
+    "battlefield", "downhill", "uphill", "firewood", "hollywood", "plywood", "driftwood",
+    "milestone", "gemstone", "keystone", "headstone", "limestone", "overview", "preview",
+    "review", "interview", "rewrite", "kingdom", "minecraft", "freedom", "wisdom",
+))
 _ADDRESS = (
     rf"\b[0-9]{{1,5}}[a-z]?,?\s+(?:[a-z][a-z'.\-]*\s+){{1,3}}(?:{_STREET_EN})\b\.?"
     rf"|\b[0-9]{{1,5}}[a-z]?,?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
@@ -110,6 +161,10 @@ _ADDRESS = (
     r"|\b(?:lives?\s+at|living\s+at|moved\s+to|drops?\s+(?:\w+\s+)?(?:off\s+)?at"
     r"|(?:my|his|her|their|our|ur|your|'s)\s+(?:house|place|home)(?:\s+at)?)"
     r"\s+[0-9]{1,5}[a-z]?,?\s+[a-z][a-z'\-]{2,}\s+[a-z][a-z'\-]{2,}"
+    # a house number and a street whose name sounds like one, after "at", "to", "on" or a
+    # comma: "connor at 271 ridgeview", "lucy h, 14 willowbrook", "my place, 1 spruce hill"
+    rf"|(?:\b(?:at|to|on|is)\s+|,\s*)[0-9]{{1,5}}[a-z]?\s+(?:[a-z]{{3,}}\s+(?:{_STREET_WORDS})"
+    rf"|[a-z]{{2,}}(?:{_STREET_ENDINGS}))\b"
 )
 
 
@@ -117,7 +172,14 @@ class StreetAddressDetector(_RegexDetector, name="street_address"):
     """Street addresses (123 Pine Street, 45 rue Principale, apt 4, PO Box 12)."""
 
     source = _ADDRESS
+    public_before = _SCHOOL_PLACE
     score = 0.9
+
+    def is_public(self, text: str, start: int, end: int) -> bool:
+        # "on 4 badminton courts", "2e place au tournoi": words that only look like streets
+        hit = text[start:end]
+        return (hit.rsplit(None, 1)[-1] in _NOT_STREETS or patterns.found(_RANKING, hit)
+                or super().is_public(text, start, end))
 
 
 _OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|$)"
@@ -170,11 +232,23 @@ _DATE = (
     rf"|(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\s*(?:19|20)[0-9]{{2}})?"
     rf"|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+(?:{_MONTHS})\.?(?:,?\s*(?:19|20)[0-9]{{2}})?"
 )
+_BIRTH_WORDS = (
+    r"born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day|ddn"
+    r"|nee?s?|date de naissance|anniversaire|fete"
+)
+# a full date whose year is a pupil's birth year (2005-2023)
+_BIRTH_YEAR_DATE = (
+    rf"(?:(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+"
+    rf"(?:{_MONTHS})\.?),?\s*20(?:0[5-9]|1[0-9]|2[0-3])"
+)
 _BIRTH = (
-    r"\b(?:born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day|ddn"
-    r"|nee?s?|date de naissance|anniversaire|fete|turn(?:s|ed)?\s+[0-9]{1,2}"
+    rf"\b(?:{_BIRTH_WORDS}|turn(?:s|ed)?\s+[0-9]{{1,2}}"
     r"|[0-9]{1,2}\s+ans\s+(?:aujourd\W?hui|le))\b"
     rf"[^.!?\n]{{0,40}}?\b(?:{_DATE})"
+    # with a birth year, the date may sit in the next sentence or before the word:
+    # "ur birthday is the same as mine!! nov 3 2011", "nov 3 2011 is her birthday"
+    rf"|\b(?:{_BIRTH_WORDS})\b[^\n]{{0,60}}?\b{_BIRTH_YEAR_DATE}\b"
+    rf"|\b{_BIRTH_YEAR_DATE}\b[^\n]{{0,40}}?\b(?:{_BIRTH_WORDS})\b"
 )
 
 
@@ -199,7 +273,7 @@ _PHONE_SEPARATORS = str.maketrans("*/_", "---")
 HELPLINES = (
     "1-800-668-6868", "686868",  # Kids Help Phone / Jeunesse, J'écoute
     "988", "211", "911", "811",
-    "1-800-263-2266",  # Tel-jeunes
+    "1-800-263-2266", "514-600-1002",  # Tel-jeunes (call, text)
     "1-866-925-5454",  # Good2Talk
     "1-855-242-3310",  # Hope for Wellness
     "1-888-505-1010",  # Interligne
@@ -216,8 +290,30 @@ def _national(number: str) -> str:
     return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
 
 
+# Digits spelled out to get past a platform's filter: "nine oh five, 555, zero one six
+# two", "647 five5five 0102" (English and French digit words; ten tokens at least)
+_DIGIT_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9", "un": "1", "deux": "2",
+    "trois": "3", "quatre": "4", "cinq": "5", "sept": "7", "huit": "8", "neuf": "9",
+}
+_DIGIT_TOKEN = "[0-9]|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
+_SPELLED = rf"\b(?:(?:{_DIGIT_TOKEN})[\s,.\-]{{0,3}}){{9,}}(?:{_DIGIT_TOKEN})"
+# Numbers from abroad that the CA matcher rejects: "+44 7700 900318", "0020 100 555 0134"
+# (international prefix), "07700 900 318" (a national number with a trunk 0)
+_INTERNATIONAL = r"(?:\+|\b00)[1-9](?:[\s.\-]?[0-9]){7,13}\b|\b0[1-9](?:[\s.\-]?[0-9]){8,10}\b"
+# An office line posted for families is public: toll-free numbers, fax numbers and the
+# school's own office, reception or secretariat.  Not "school" alone ("call me after
+# school at …" is a parent's own number), nor an extension (a parent's work line).
+_PUBLIC_BEFORE = (
+    r"\b(?:fax|telecopieur|(?:school|school's|the|front|main) office|office number"
+    r"|school(?:'s)? (?:number|phone|line)|numero de l'?ecole|reception|secretariat"
+    r"|switchboard|consortium)\b"
+)
+
+
 class PhoneDetector(Detector, name="phone_number"):
-    """Phone numbers the phonenumbers library accepts as possible in the region (default CA)."""
+    """Phone numbers: possible in the region (default CA), spelled out, or from abroad."""
 
     Params = PhoneParams
 
@@ -225,21 +321,62 @@ class PhoneDetector(Detector, name="phone_number"):
         super().__init__(params, env)
         self._public = frozenset(_national(n) for n in (*HELPLINES,
                                                          *self.env.public_phone_numbers))
+        self._spelled = _program(_SPELLED)
+        self._token = _program(_DIGIT_TOKEN)
+        self._international = _program(_INTERNATIONAL)
+        self._public_before = _program(_PUBLIC_BEFORE)
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("folded", (_PHONE_HINT,))
+        return Prefilter("folded", (_PHONE_HINT, _SPELLED))
+
+    def _is_public(self, text: str, start: int, end: int, number: str) -> bool:
+        if _national(number) in self._public:
+            return True
+        try:
+            parsed = phonenumbers.parse(number, self._region)
+        except phonenumbers.NumberParseException:
+            return False
+        if phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.TOLL_FREE:
+            return True
+        return patterns.found(self._public_before, text[max(0, start - _CONTEXT) : start])
+
+    @property
+    def _region(self) -> str:
+        assert isinstance(self.params, PhoneParams)
+        return self.params.region
 
     def detect(self, ctx: Context) -> list[Match]:
-        assert isinstance(self.params, PhoneParams)
         view = ctx.norm.folded
         # the matcher is slow; a phone is never that far in
         text = view.text[:20_000].translate(_PHONE_SEPARATORS)
         for m in phonenumbers.PhoneNumberMatcher(
-            text, self.params.region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
+            text, self._region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):
             digits = sum(c.isdigit() for c in m.raw_string)
-            if _national(m.raw_string) in self._public:
+            if self._is_public(text, m.start, m.end, m.raw_string):
                 continue
             if digits >= 10 or (digits == 7 and "-" in m.raw_string):
                 return [ctx.match(view, m.start, m.end)]
+        return self._spelled_out(ctx, text) or self._from_abroad(ctx, text)
+
+    def _spelled_out(self, ctx: Context, text: str) -> list[Match]:
+        for start, end in patterns.spans(self._spelled, text):
+            run = text[start:end]
+            tokens = [run[a:b] for a, b in patterns.spans(self._token, run)]
+            if all(t.isdigit() for t in tokens):
+                continue  # plain digits: the matcher above already judged them
+            digits = "".join(_DIGIT_WORDS.get(t, t) for t in tokens)
+            number = digits[:11] if digits.startswith("1") else digits[:10]
+            try:
+                possible = phonenumbers.is_possible_number(phonenumbers.parse(number, self._region))
+            except phonenumbers.NumberParseException:
+                continue
+            if possible and not self._is_public(text, start, end, number):
+                return [ctx.match(ctx.norm.folded, start, end, 0.9)]
+        return []
+
+    def _from_abroad(self, ctx: Context, text: str) -> list[Match]:
+        for start, end in patterns.spans(self._international, text):
+            if not self._is_public(text, start, end, text[start:end]):
+                return [ctx.match(ctx.norm.folded, start, end, 0.8)]
         return []
