@@ -35,13 +35,18 @@ def test_no_evaluation_line_is_trained_on() -> None:
         assert not [e.text for e in blind if letters_key(e.text) in trained]
 
 
+# spam is rarer in the corpus, and easier: its out-of-fold AUC is 0.999 on 150-odd lines
+MIN_POSITIVES = {"crisis": 300, "bullying": 300, "spam": 150}
+
+
 @pytest.mark.parametrize("head", text_model.HEADS)
 def test_training_covers_both_languages_and_both_classes(head: str) -> None:
     rows = text_model.training_rows()
     for lang in ("en", "fr"):
         mine = [r for r in rows if r["lang"] == lang]
         positives = sum(bool(r[head]) for r in mine)
-        assert positives >= 300 and len(mine) - positives >= 600, (lang, positives, len(mine))
+        assert positives >= MIN_POSITIVES[head] and len(mine) - positives >= 600, (
+            lang, positives, len(mine))
 
 
 def test_shipped_weights_are_the_fit_of_the_shipped_rows() -> None:
@@ -91,7 +96,7 @@ def test_pack_examples_run() -> None:
     pack = load_shipped_pack("common")
     model_rules = [r for r in pack.rules if r.detector.type == "text_model"]
     assert {r.id for r in model_rules} == {"crisis.model.urgent", "crisis.model.review",
-                                       "bullying.model"}
+                                       "bullying.model", "spam.model"}
     one = pack.model_copy(update={"rules": model_rules})
     assert run_examples(one) == []
 
@@ -124,11 +129,15 @@ def test_homework_is_killing_me_is_not_urgent() -> None:
     assert "urgent" not in result.output
 
 
-def _crisis_rules(text: str, language: str = "en") -> list[str]:
+def _rules(text: str, language: str = "en",
+           categories: tuple[str, ...] = ("crisis", "crisis_review")) -> list[str]:
     subject = Subject(kind=SubjectKind.COMMENT, account_id="a", school_id="s",
                       language=language, text=text)
     return sorted(d.rule_id for d in RuleEngine.shipped().evaluate(subject)
-                  if d.category in ("crisis", "crisis_review"))
+                  if d.category in categories)
+
+
+_crisis_rules = _rules
 
 
 def test_the_classifier_reports_only_what_the_phrases_missed() -> None:
@@ -136,6 +145,29 @@ def test_the_classifier_reports_only_what_the_phrases_missed() -> None:
     assert _crisis_rules("je veux mourir", "fr") == ["crisis.self-harm.fr"]
     paraphrase = "gave my hoodie and my switch to my cousin, wont need them where im going"
     assert _crisis_rules(paraphrase) == ["crisis.model.urgent"]
+
+
+def test_bullying_and_spam_heads_report_only_what_the_phrases_missed() -> None:
+    bullying = ("bullying",)
+    assert _rules("go kill yourself", categories=bullying) == ["bullying.severe.en"]
+    mockery = "lol look at maddie's picture day face, she looks like a potato"
+    assert _rules(mockery, categories=bullying) == ["bullying.model"]
+    assert _rules("the ref made some bad calls but we played hard", categories=bullying) == []
+    scam = "j'ai doublé mon salaire avec le trading, demandez-moi comment"
+    assert _rules(scam, "fr", categories=("spam",)) == ["spam.model"]
+    assert _rules("the bake sale raised $400 for the food bank", categories=("spam",)) == []
+
+
+def test_every_head_is_scored_in_one_pass() -> None:
+    fitted = text_model.model()
+    assert fitted.heads == text_model.HEADS
+    texts = [text_model.prepare(t) for t in ("i want to end it all tonight",
+                                             "you are so ugly nobody likes you",
+                                             "free iphone click the link in my bio")]
+    scores = fitted.scores(texts)
+    assert scores.shape == (3, len(text_model.HEADS))
+    # each text scores highest on its own head
+    assert [int(np.argmax(row)) for row in scores] == [fitted.head(h) for h in text_model.HEADS]
 
 
 def test_idioms_are_blanked_before_scoring() -> None:

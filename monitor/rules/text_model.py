@@ -57,8 +57,8 @@ _C = 10.0  # inverse regularisation of the logistic regression
 TRAINING_FILE = "text_model_train.jsonl"
 IDIOMS_FILE = "crisis_idioms.txt"
 _FORMAT = 3  # bump when features() or the file layout changes: old weights would score garbage
-HEADS = ("crisis", "bullying")  # one logistic regression each; a label of the corpus
-Head = Literal["crisis", "bullying"]
+HEADS = ("crisis", "bullying", "spam")  # one logistic regression each; a label of the corpus
+Head = Literal["crisis", "bullying", "spam"]
 _MIN_LETTERS = 8  # fewer letters ("ok!", "😂😂") give the model nothing to judge
 _U = np.uint32
 
