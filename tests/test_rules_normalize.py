@@ -88,3 +88,11 @@ def test_adversarial_input_is_linear(text: str) -> None:
     start = time.perf_counter()
     normalize(text)
     assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize("text", ["à 15h30", "en 3e année", "le 1er mai", "the 8th", "at 5pm",
+                                  "10km run"])
+def test_times_ordinals_and_units_are_not_leetspeak(text: str) -> None:
+    folded = normalize(text).folded.text
+    assert normalize(text).text.text == folded  # digits kept: "15h30" is not "isheo"
+    assert normalize("h4te u k1ll").text.text == "hate u kill"

@@ -39,7 +39,7 @@ _SCHOOL_PLACE = (
     r"|conseil scolaire|gps)\b|\b(?:the school|l'?ecole|the gym|le gymnase|l'?arena)"
     r"\s+(?:is\s+at|est\s+au|c'?est\s+au)\b"
 )
-_CONTEXT = 40  # characters before a hit searched for what makes it public
+_CONTEXT = 60  # characters before a hit searched for what makes it public
 
 
 class _RegexDetector(Detector):
@@ -308,8 +308,13 @@ _INTERNATIONAL = r"(?:\+|\b00)[1-9](?:[\s.\-]?[0-9]){7,13}\b|\b0[1-9](?:[\s.\-]?
 _PUBLIC_BEFORE = (
     r"\b(?:fax|telecopieur|(?:school|school's|the|front|main) office|office number"
     r"|school(?:'s)? (?:number|phone|line)|numero de l'?ecole|reception|secretariat"
-    r"|switchboard|consortium)\b"
+    r"|switchboard|consortium|service de garde|(?:call|phone) the school|appelez l'?ecole)\b"
 )
+
+
+# North American toll-free area codes (read off the digits: parsing the number again
+# to ask phonenumbers for its type cost more than the rest of the detector)
+_TOLL_FREE = frozenset(("800", "833", "844", "855", "866", "877", "888"))
 
 
 class PhoneDetector(Detector, name="phone_number"):
@@ -330,13 +335,8 @@ class PhoneDetector(Detector, name="phone_number"):
         return Prefilter("folded", (_PHONE_HINT, _SPELLED))
 
     def _is_public(self, text: str, start: int, end: int, number: str) -> bool:
-        if _national(number) in self._public:
-            return True
-        try:
-            parsed = phonenumbers.parse(number, self._region)
-        except phonenumbers.NumberParseException:
-            return False
-        if phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.TOLL_FREE:
+        national = _national(number)
+        if national in self._public or (len(national) == 10 and national[:3] in _TOLL_FREE):
             return True
         return patterns.found(self._public_before, text[max(0, start - _CONTEXT) : start])
 
