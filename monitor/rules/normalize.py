@@ -246,7 +246,9 @@ _LEET_GATE = re.compile(r"[a-z][0-9$@!|€]|[0-9$€][a-z]")
 _LEET_WORD = re.compile(r"[a-z0-9$@!|€]+")
 # a number with a unit, an ordinal or a French time is not leetspeak: "15h30", "3e",
 # "1er", "8th", "5pm", "10km" keep their digits
-_NOT_LEET = re.compile(r"[0-9]{1,4}(?:h[0-9]{0,2}|e|er|re|eme|ieme|st|nd|rd|th|am|pm|min|km|kg|cm|mm|ml|k)")
+_NOT_LEET = re.compile(
+    r"[0-9]{1,4}(?:h[0-9]{0,2}|e|er|re|eme|ieme|st|nd|rd|th|am|pm|min|km|kg|cm|mm|ml|k)"
+)
 _VOWELS = frozenset("aeiouy")
 # Runs of three or more of the same letter.  Python `re` is used because RE2 has no
 # back-references; the pattern has no nested quantifier, so it is linear (see the
