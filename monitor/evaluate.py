@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -149,6 +149,7 @@ class Evaluator:
                 summary,
                 now,
                 item_id=row.id,
+                observed_at=item.created_at,
                 queue_urgent=False,
             )
             if urgent:
@@ -276,10 +277,12 @@ class Evaluator:
         *,
         item_id: int | None = None,
         snapshot_id: int | None = None,
+        observed_at: datetime | None = None,
         queue_urgent: bool = True,
     ) -> list[tuple[Finding, Detection]]:
         """Store the detections as findings; return the urgent ones (queued unless told)."""
         urgent: list[tuple[Finding, Detection]] = []
+        window = timedelta(minutes=self.config.rules.repeat_window_minutes)
         for detection in detections:
             finding = record_finding(
                 session,
@@ -292,6 +295,8 @@ class Evaluator:
                 now=now,
                 item_id=item_id,
                 snapshot_id=snapshot_id,
+                observed_at=observed_at,
+                group_window=window,
             )
             if finding is None:
                 continue

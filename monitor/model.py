@@ -195,6 +195,9 @@ class Detection:
     evidence_start: int | None = None
     evidence_end: int | None = None
     notify_owner_now: bool = False
+    # a burst of the same spam from one author: the store records one finding per key
+    # and window, across restarts and workers (a hash; no author id or text in it)
+    group_key: str | None = None
 
     def evidence(self, text: str) -> str:
         if self.evidence_start is None or self.evidence_end is None:

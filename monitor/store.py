@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
@@ -185,8 +185,12 @@ def record_finding(
     now: datetime,
     item_id: int | None = None,
     snapshot_id: int | None = None,
+    observed_at: datetime | None = None,
+    group_window: timedelta | None = None,
 ) -> Finding | None:
-    """Store a detection unless the same rule already fired on the same subject."""
+    """Store a detection unless the same rule already fired on the same subject, or on
+    an earlier comment of the same burst (`detection.group_key`) posted within
+    `group_window` before `observed_at`."""
     exists = session.scalar(
         select(Finding.id).where(
             Finding.account_id == account.id,
@@ -196,6 +200,18 @@ def record_finding(
     )
     if exists is not None:
         return None
+    if detection.group_key and observed_at is not None and group_window is not None:
+        grouped = session.scalar(
+            select(Finding.id).where(
+                Finding.account_id == account.id,
+                Finding.rule_id == detection.rule_id,
+                Finding.group_key == detection.group_key,
+                Finding.observed_at >= observed_at - group_window,
+                Finding.observed_at <= observed_at,
+            ).limit(1)
+        )
+        if grouped is not None:
+            return None
     row = Finding(
         account_id=account.id,
         school_id=account.school,
@@ -217,6 +233,8 @@ def record_finding(
         evidence_text=detection.evidence(text)[:500] or None,
         status="open",
         created_at=now,
+        group_key=detection.group_key,
+        observed_at=observed_at,
     )
     session.add(row)
     session.flush()

@@ -23,7 +23,7 @@ from monitor.db.tables import AuditHead, Base
 def test_autogenerate_against_head_finds_no_difference(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
-    assert current_revision(engine) == head_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision(engine) == "0003"
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
@@ -34,15 +34,16 @@ def test_autogenerate_against_head_finds_no_difference(db_url: str) -> None:
     engine.dispose()
 
 
-def test_operations_migration_downgrades_and_upgrades_again(db_url: str) -> None:
+def test_later_migrations_downgrade_and_upgrade_again(db_url: str) -> None:
     from alembic import command
 
     from monitor.db.session import alembic_config
 
     engine = make_engine(db_url)
     upgrade(engine)
-    command.downgrade(alembic_config(engine), "0001")
-    assert current_revision(engine) == "0001"
+    for revision in ("0002", "0001"):
+        command.downgrade(alembic_config(engine), revision)
+        assert current_revision(engine) == revision
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     engine.dispose()

@@ -200,6 +200,30 @@ def test_resume_after_restart_sees_only_later_events(tmp_path: Path, db_url: str
     restarted.close()
 
 
+def test_a_spam_burst_spanning_a_restart_is_one_finding(tmp_path: Path, db_url: str) -> None:
+    spammer = {"id": "bot-1", "handle": "crypto_kev", "name": "Kev"}
+    spam = "WIN a free iPhone, click the link in my bio!!"
+    burst = [event(m, "central-a", "comment", f"s{m}", spam, author=spammer)
+             for m in (10, 20, 30, 200)]
+    write_events(tmp_path / "events.jsonl", burst)
+
+    def scam_findings(minutes: int) -> list[str]:
+        # a fresh service each time: the engine's in-memory window starts empty
+        service = make_service(tmp_path, db_url, Clock(T0 + timedelta(minutes=minutes)))
+        service.poll_once(force=True)
+        with service.sessions() as s:
+            found = sorted(s.scalars(
+                select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
+                .where(Finding.rule_id == "spam.scam.en")))
+        service.close()
+        return found
+
+    assert scam_findings(15) == ["s10"]
+    assert scam_findings(25) == ["s10"]  # s20: same author, same text, within the hour
+    assert scam_findings(35) == ["s10"]
+    assert scam_findings(205) == ["s10", "s200"]  # hours later: a new burst
+
+
 def _settings(
     minutes: int, audience: str, protected: bool, roles: list[dict[str, Any]]
 ) -> dict[str, Any]:

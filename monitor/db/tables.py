@@ -135,13 +135,16 @@ class Finding(Base):
     """A rule that fired on an item, a settings change or an account event.
 
     `dedupe_key` names the subject ("item:42", "snapshot:7", "event:...") so the
-    same rule on the same subject is recorded once, whatever happens to retries.
+    same rule on the same subject is recorded once, whatever happens to retries;
+    `group_key` names a burst of the same spam from one author, so it is recorded once
+    per window even when the burst spans a restart or two workers.
     """
 
     __tablename__ = "findings"
     __table_args__ = (
         UniqueConstraint("account_id", "rule_id", "dedupe_key", name="uq_findings_subject"),
         Index("ix_findings_account_created", "account_id", "created_at"),
+        Index("ix_findings_group", "account_id", "rule_id", "group_key"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -172,6 +175,10 @@ class Finding(Base):
     resolved_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(String(16))
     resolution_note: Mapped[str | None] = mapped_column(Text)
+    # spam bursts (Detection.group_key): one finding per key within the repeat window,
+    # counted from when its first comment was posted (`observed_at`)
+    group_key: Mapped[str | None] = mapped_column(String(32))
+    observed_at: Mapped[datetime | None]
 
     item: Mapped[StoredItem | None] = relationship()
     snapshot: Mapped[StoredSnapshot | None] = relationship()

@@ -10,6 +10,7 @@ and no rule can stop a monitoring cycle.  The engine is safe to share between th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -247,8 +248,14 @@ class RuleEngine:
                 continue
             if not matches:
                 continue
-            if rule.category in BURST_CATEGORIES and not self._first_of_burst(ctx, rule):
-                continue
+            group_key = None
+            burst = self._burst(ctx, rule) if rule.category in BURST_CATEGORIES else None
+            if burst is not None:
+                key, at = burst
+                if not self._recent.first_in_burst(key, at):
+                    continue
+                group_key = hashlib.blake2b(key.encode("utf-8", "replace"),
+                                            digest_size=16).hexdigest()
             best = max(matches, key=lambda m: m.score)
             message, action = self._wording(rule, subject.language)
             out.append(
@@ -264,6 +271,7 @@ class RuleEngine:
                     evidence_start=best.start,
                     evidence_end=best.end,
                     notify_owner_now=rule.notify_owner_now,
+                    group_key=group_key,
                 )
             )
         if any(d.rule_id in self._suppressible for d in out):
@@ -281,11 +289,17 @@ class RuleEngine:
                                            rule.text_for("action", language))
         return found
 
-    def _first_of_burst(self, ctx: Context, rule: Rule) -> bool:
-        """Group a burst of the same spam from one author: report only its first comment."""
+    @staticmethod
+    def _burst(ctx: Context, rule: Rule) -> tuple[str, float] | None:
+        """What a burst of the same spam from one author shares, and when this comment
+        came (None without an author).
+
+        The engine reports only the first comment of a burst it has seen itself; the
+        store groups by the hash of this key, so a burst that spans a restart or two
+        workers is still one finding.
+        """
         item = ctx.subject.item
         if item is None:
-            return True
-        key = (f"burst:{ctx.subject.account_id}:{item.author.id}:{rule.id}:"
-               f"{fingerprint(ctx.norm.text.text)}")
-        return self._recent.first_in_burst(key, item.created_at.timestamp())
+            return None
+        return (f"burst:{ctx.subject.account_id}:{item.author.id}:{rule.id}:"
+                f"{fingerprint(ctx.norm.text.text)}", item.created_at.timestamp())

@@ -2,8 +2,10 @@
 
 Why in memory: spam arrives in bursts within minutes, and the engine must decide per
 comment without a database round trip.  The window is bounded in entries and in time,
-so a flood cannot exhaust memory.  It does not survive a restart: grouping across
-restarts needs the findings table (the service's store), see docs/detection-quality.md.
+so a flood cannot exhaust memory.  It does not survive a restart and is not shared
+between workers; that is why a burst's detections also carry a `group_key`, by which
+the store (`monitor.store.record_finding`) records one finding per burst and window
+whatever process saw its comments.
 """
 
 from __future__ import annotations
