@@ -153,8 +153,10 @@ def test_bullying_and_spam_heads_report_only_what_the_phrases_missed() -> None:
     mockery = "lol look at maddie's picture day face, she looks like a potato"
     assert _rules(mockery, categories=bullying) == ["bullying.model"]
     assert _rules("the ref made some bad calls but we played hard", categories=bullying) == []
-    scam = "j'ai doublé mon salaire avec le trading, demandez-moi comment"
+    scam = "investis 100$ aujourd'hui et reçois 1000$ demain, contacte mon gestionnaire"
     assert _rules(scam, "fr", categories=("spam",)) == ["spam.model"]
+    scam = "invest with my mentor and double your money in a week"
+    assert _rules(scam, categories=("spam",)) == ["spam.model"]
     assert _rules("the bake sale raised $400 for the food bank", categories=("spam",)) == []
 
 
