@@ -1,4 +1,5 @@
-"""The second-stage crisis classifier: training data, shipped weights, batching, evaluation."""
+"""The second-stage text classifier (crisis, bullying and spam heads): training data, shipped
+weights, batching, evaluation."""
 
 from __future__ import annotations
 

@@ -98,6 +98,7 @@ _ROLE_MAILBOXES = frozenset((
     "direction", "secretariat", "bureau", "accueil", "transportation", "frontdesk",
     "sports", "music", "musique", "bibliotheque", "arts",
 ))
+_LOCAL_PART_SEPARATORS = _program(r"[._\-+]")
 
 
 class EmailDetector(_RegexDetector, name="email_address"):
@@ -111,7 +112,7 @@ class EmailDetector(_RegexDetector, name="email_address"):
         view = ctx.norm.folded
         for start, end in patterns.spans(self._program, view.text):
             local, _, domain = view.text[start:end].rpartition("@")
-            if re2.split(r"[._\-+]", local.strip())[0] in _ROLE_MAILBOXES:
+            if _LOCAL_PART_SEPARATORS.split(local.strip())[0] in _ROLE_MAILBOXES:
                 continue
             if not in_domains(domain.strip(), self.env.allowed_domains):
                 return [ctx.match(view, start, end, self.score)]
@@ -310,8 +311,6 @@ _PUBLIC_BEFORE = (
     r"|school(?:'s)? (?:number|phone|line)|numero de l'?ecole|reception|secretariat"
     r"|switchboard|consortium|service de garde|(?:call|phone) the school|appelez l'?ecole)\b"
 )
-
-
 # North American toll-free area codes (read off the digits: parsing the number again
 # to ask phonenumbers for its type cost more than the rest of the detector)
 _TOLL_FREE = frozenset(("800", "833", "844", "855", "866", "877", "888"))
@@ -334,7 +333,7 @@ class PhoneDetector(Detector, name="phone_number"):
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (_PHONE_HINT, _SPELLED))
 
-    def _is_public(self, text: str, start: int, end: int, number: str) -> bool:
+    def _is_public(self, text: str, start: int, number: str) -> bool:
         national = _national(number)
         if national in self._public or (len(national) == 10 and national[:3] in _TOLL_FREE):
             return True
@@ -353,7 +352,7 @@ class PhoneDetector(Detector, name="phone_number"):
             text, self._region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):
             digits = sum(c.isdigit() for c in m.raw_string)
-            if self._is_public(text, m.start, m.end, m.raw_string):
+            if self._is_public(text, m.start, m.raw_string):
                 continue
             if digits >= 10 or (digits == 7 and "-" in m.raw_string):
                 return [ctx.match(view, m.start, m.end)]
@@ -371,12 +370,12 @@ class PhoneDetector(Detector, name="phone_number"):
                 possible = phonenumbers.is_possible_number(phonenumbers.parse(number, self._region))
             except phonenumbers.NumberParseException:
                 continue
-            if possible and not self._is_public(text, start, end, number):
+            if possible and not self._is_public(text, start, number):
                 return [ctx.match(ctx.norm.folded, start, end, 0.9)]
         return []
 
     def _from_abroad(self, ctx: Context, text: str) -> list[Match]:
         for start, end in patterns.spans(self._international, text):
-            if not self._is_public(text, start, end, text[start:end]):
+            if not self._is_public(text, start, text[start:end]):
                 return [ctx.match(ctx.norm.folded, start, end, 0.8)]
         return []

@@ -82,8 +82,8 @@ def letters_key(text: str) -> str:
 
 
 def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
-    """Rows the text classifier is fitted on: {"text", "lang", "crisis", "bullying"},
-    in a fixed order.
+    """Rows the text classifier is fitted on: {"text", "lang", one bool per head}, in a
+    fixed order.
 
     The dev split of each main corpus, then every `train/<lang>_*.jsonl` by name.  Never
     the held-out split or the blind set: a line whose letters equal one of theirs is

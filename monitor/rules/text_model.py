@@ -1,10 +1,11 @@
 """Second-stage text classifier: hashed n-grams + one logistic regression per head.
 
 Why: the phrase rules are precise but catch only about a quarter of the crisis and
-bullying wordings their authors did not think of (blind recall 0.25 en, 0.21 fr;
-docs/detection-quality.md).  A linear model over character and word n-grams, fitted
-on labelled lines from many writers, generalises to such wording and is cheap enough
-to score every comment of a batch.  Each category is a *head*: the n-grams of a text
+bullying wordings their authors did not think of, and half of the spam (blind recall:
+crisis 0.25 en, 0.21 fr; bullying 0.25, 0.24; spam 0.53, 0.50; see
+docs/detection-quality.md).  A linear model over character and word n-grams, fitted on
+labelled lines from many writers, generalises to such wording and is cheap enough to
+score every comment of a batch.  Each category is a *head*: the n-grams of a text
 are computed once and every head's score is one more column of the same lookup, so a
 second head costs little.
 
