@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.model import Subject, SubjectKind
-from monitor.rules import RuleEngine
+from monitor.rules import RuleEngine, patterns
 from monitor.rules.normalize import normalize
 
 ENGINE = RuleEngine.shipped()
@@ -63,3 +63,14 @@ def test_one_megabyte_in_bounded_time() -> None:
     start = time.perf_counter()
     _check(text)
     assert time.perf_counter() - start < 10.0
+
+
+_BLANKED = patterns.re2.compile(r"kill|die|\bab\b|x*", patterns.options())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="kildeabx é\u200b", max_size=40))
+def test_blank_is_the_wrappers_sub(text: str) -> None:
+    # the idiom and profanity masks use patterns.blank instead of the slower sub;
+    # empty matches ("x*") included, they must agree everywhere
+    assert patterns.blank(_BLANKED, text) == _BLANKED.sub(" ", text)

@@ -88,6 +88,23 @@ def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
             yield m.span()
 
 
+def blank(program: Any, text: str) -> str:
+    """`text` with every match of `program` replaced by one space.
+
+    The same as `program.sub(" ", text)`, built from `spans`: the RE2 wrapper's `sub`
+    splits in Python and cost several times more per call.
+    """
+    pieces: list[str] = []
+    last = 0
+    for start, end in spans(program, text):
+        pieces.append(text[last:start])
+        last = end
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return " ".join(pieces)
+
+
 def found(program: Any, text: str) -> bool:
     """Whether `program` matches anywhere in `text` (bytes for ASCII, as `spans`)."""
     return program.search(text.encode("ascii") if text.isascii() else text) is not None

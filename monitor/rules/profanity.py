@@ -126,8 +126,8 @@ class ProfanityDetector(Detector, name="profanity"):
         if key in ctx.inputs:
             return ctx.inputs[key]
         text = ctx.norm.text.text[:_MAX_MODEL_CHARS]
-        if self._ignore is not None and patterns.found(self._ignore, text):
-            text = self._ignore.sub(" ", text)
+        if self._ignore is not None:
+            text = patterns.blank(self._ignore, text)
         result = text if any(map(str.isalpha, text)) else None
         ctx.inputs[key] = result
         return result

@@ -399,7 +399,7 @@ def blank_idioms(text: str) -> str:
     if not may_hold_idiom(text):
         return text
     program = _idiom_program()
-    return program.sub(" ", text) if patterns.found(program, text) else text
+    return patterns.blank(program, text)
 
 
 class TextModelParams(Params):
