@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import AccountConfig, Config, SchoolConfig
@@ -23,6 +24,7 @@ from monitor.db.tables import Finding, StoredItem, StoredSnapshot
 from monitor.hours import parse_office_hours, within
 from monitor.model import (
     Audience,
+    Author,
     Detection,
     Item,
     ItemKind,
@@ -108,6 +110,43 @@ class Evaluator:
         self.config = config
         self.rules = rules
         self.mail_domain = mail_domain
+
+    def remember_recent(self, session: Session, now: datetime) -> int:
+        """Replay the stored comments of the last repeat window into the rule engine.
+
+        A restart or a configuration reload starts a new engine with an empty
+        repetition window; without this, "the same comment again" would go unnoticed
+        when its first copy came before the restart.  At most `repeat_capacity` of the
+        newest comments, oldest first; accounts no longer configured are skipped.
+        """
+        remember = getattr(self.rules, "remember", None)
+        if remember is None:
+            return 0
+        window = timedelta(minutes=self.config.rules.repeat_window_minutes)
+        rows = session.scalars(
+            select(StoredItem)
+            .where(StoredItem.created_at >= now - window)
+            .order_by(StoredItem.created_at.desc(), StoredItem.id.desc())
+            .limit(self.config.rules.repeat_capacity)
+        ).all()
+        accounts = {a.id: a for a in self.config.accounts}
+        subjects = []
+        for row in reversed(rows):
+            account = accounts.get(row.account_id)
+            if account is None:
+                continue
+            item = Item(
+                platform=row.platform,
+                account_id=row.account_id,
+                kind=ItemKind(row.kind),
+                external_id=row.external_id,
+                author=Author(row.author_id, row.author_handle, row.author_name),
+                text=row.text,
+                created_at=row.created_at,
+            )
+            school = self.config.school(account.school)
+            subjects.append(item_subject(item, account, school, self.config))
+        return int(remember(subjects))
 
     def evaluate_items(
         self,

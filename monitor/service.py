@@ -46,6 +46,8 @@ class Service:
         self.rules = rules or RuleEngine.from_settings(config.rules, base_dir=config.base_dir)
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
+        with self.sessions() as session:  # a restart or reload keeps noticing repeats
+            self.evaluator.remember_recent(session, clock())
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
         self.poller.sync()
         self.signer = AckSigner.from_config(config) if config.web.enabled else None

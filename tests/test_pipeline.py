@@ -224,6 +224,25 @@ def test_a_spam_burst_spanning_a_restart_is_one_finding(tmp_path: Path, db_url: 
     assert scam_findings(205) == ["s10", "s200"]  # hours later: a new burst
 
 
+def test_a_repeat_after_a_restart_is_still_noticed(tmp_path: Path, db_url: str) -> None:
+    parent = {"id": "p-9", "handle": "worried_mom", "name": "Pat"}
+    text = "Is the bake sale still happening on friday or not???"
+    write_events(tmp_path / "events.jsonl",
+                 [event(m, "central-a", "comment", f"r{m}", text, author=parent)
+                  for m in (10, 20)])
+    first = make_service(tmp_path, db_url, Clock(T0 + timedelta(minutes=15)))
+    first.poll_once(force=True)  # sees r10 only
+    first.close()
+    restarted = make_service(tmp_path, db_url, Clock(T0 + timedelta(minutes=25)))
+    restarted.poll_once(force=True)  # sees r20, the same comment again
+    with restarted.sessions() as s:
+        repeated = list(s.scalars(
+            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
+            .where(Finding.rule_id == "spam.repeated")))
+    restarted.close()
+    assert repeated == ["r20"]
+
+
 def _settings(
     minutes: int, audience: str, protected: bool, roles: list[dict[str, Any]]
 ) -> dict[str, Any]:

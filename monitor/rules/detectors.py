@@ -152,6 +152,13 @@ class Detector:
     def score_batch(self, contexts: Sequence[Context]) -> None:
         """Score every context at once and leave the results in `Context.scores`."""
 
+    # True: the detector keeps state across comments, and `remember` lets the engine
+    # replay stored history into it after a restart or a reload, without findings
+    remembers: ClassVar[bool] = False
+
+    def remember(self, ctx: Context) -> None:
+        """Take note of a comment seen before this process started."""
+
     def detect(self, ctx: Context) -> list[Match]:
         raise NotImplementedError
 

@@ -159,6 +159,26 @@ class RuleEngine:
         self._score_batches(prepared)
         return [self._run(ctx, rules) for ctx, rules in prepared]
 
+    def remember(self, subjects: Iterable[Subject]) -> int:
+        """Replay comments seen before this engine existed into the detectors that keep
+        state (the repetition window), oldest first; no findings.  Returns how many.
+
+        Why: a restart or a configuration reload builds a new engine, and "the same
+        comment again" must still be noticed when its first copy came before it.
+        """
+        count = 0
+        for subject in subjects:
+            ctx = Context(subject)
+            for compiled in self._applicable(subject).rules:
+                if compiled.detector.remembers:
+                    try:
+                        compiled.detector.remember(ctx)
+                    except Exception:
+                        log.exception("rule %s could not remember a %s", compiled.rule.id,
+                                      subject.kind)
+            count += 1
+        return count
+
     def _applicable(self, subject: Subject) -> _Applicable:
         """Rules for the subject's (kind, language), worked out once per pair."""
         key = (subject.kind, subject.language)

@@ -71,16 +71,29 @@ class RepeatedDetector(Detector, name="repeated"):
             self.env.recent = RecentWindow()
         self._recent: RecentWindow = self.env.recent
 
-    def detect(self, ctx: Context) -> list[Match]:
+    remembers = True
+
+    def _observe(self, ctx: Context) -> tuple[int, int] | None:
+        """(times this author sent it, distinct authors) within the window, after this one."""
         assert isinstance(self.params, RepeatParams)
         item = ctx.subject.item
         if item is None:
-            return []
+            return None
         text = ctx.norm.text.text
         if len(text.strip()) < self.params.min_chars:
-            return []  # "Congrats!" from thirty parents is not spam
+            return None  # "Congrats!" from thirty parents is not spam
         key = f"repeat:{ctx.subject.account_id}:{fingerprint(text)}"
-        times, authors = self._recent.observe(key, item.author.id, item.created_at.timestamp())
+        return self._recent.observe(key, item.author.id, item.created_at.timestamp())
+
+    def remember(self, ctx: Context) -> None:
+        self._observe(ctx)
+
+    def detect(self, ctx: Context) -> list[Match]:
+        assert isinstance(self.params, RepeatParams)
+        seen = self._observe(ctx)
+        if seen is None:
+            return []
+        times, authors = seen
         if times == self.params.same_author or authors == self.params.distinct_authors:
             return [Match(1.0, 0, len(ctx.subject.text))]
         return []
