@@ -241,6 +241,11 @@ def _personal(text: str, lang: str = "en") -> dict[str, str]:
      "six un trois, cinq cinq cinq, zéro un quatre deux"),
     ("07700 900 318 is my uk mobile", "07700 900 318"),
     ("his cell is 0020 100 555 0134 from egypt", "0020 100 555 0134"),
+    ("lost dog, pls call 7O5 555 O189", "7O5 555 O189"),
+    ("ya it's 905•555•0186", "905•555•0186"),
+    ("message me, four-one-six, triple five, oh-one-six-four",
+     "four-one-six, triple five, oh-one-six-four"),
+    ("my number's 416-555-01123 text me", "416-555-01123"),
 ])
 def test_phone_numbers_spelled_out_or_from_abroad(text: str, evidence: str) -> None:
     assert _personal(text)["privacy.phone"] == evidence
@@ -262,6 +267,11 @@ def test_counting_office_lines_and_toll_free_numbers_are_not_personal(text: str)
     ("secret santa is lucy h, 14 willowbrook, she likes cats", ", 14 willowbrook"),
     ("she walks home to 240 cedarvale alone", "to 240 cedarvale"),
     ("come get it at my place, 1 spruce hill", ", 1 spruce hill"),
+    ("carpool pickup is 3301-B Lakeshore Blvd W at 7:15", "3301-B Lakeshore Blvd"),
+    ("we're at fourteen Old Mill Road now", "fourteen Old Mill Road"),
+    ("1001 2nd Line W, farmhouse at the end of the lane", "1001 2nd Line"),
+    ("the yellow house at the corner of Elm and 3rd Ave, that's us",
+     "corner of Elm and 3rd Ave"),
 ])
 def test_house_number_and_a_street_name_without_street_type(text: str, evidence: str) -> None:
     assert _personal(text)["privacy.street-address"] == evidence
@@ -273,6 +283,8 @@ def test_house_number_and_a_street_name_without_street_type(text: str, evidence:
     "L'école est au 1800 rue Principale, stationnement derrière",
     "2e place au tournoi provincial, bravo les filles",
     "postal code for the school is L9T 4H7",
+    "one more drive for the food bank this friday",
+    "a 3 way tie for first place",
 ])
 def test_public_places_are_not_addresses(text: str) -> None:
     assert not {"privacy.street-address", "privacy.postal-code"} & set(_personal(text))
@@ -299,3 +311,22 @@ def test_health_and_custody_of_a_child() -> None:
         "reminder lucas's father is NOT allowed to pick him up, there is a court order"))
         if d.rule_id == "privacy.custody.en"]
     assert custody and custody[0].severity is Severity.URGENT
+
+
+@pytest.mark.parametrize(("text", "rule", "evidence"), [
+    ("the form keeps rejecting K2P.1L4", "privacy.postal-code", "K2P.1L4"),
+    ("postal code M5V / 3L9, the new condo", "privacy.postal-code", "M5V / 3L9"),
+    ("Its L 5 B 2 T 7 for the home postal code", "privacy.postal-code", "L 5 B 2 T 7"),
+    ("oen 55 4321 098 i think??", "privacy.student-number", "55 4321 098"),
+    ("my student ID is S0412587 and my card wont scan", "privacy.student-number", "S0412587"),
+    ("b. Jan 30 '10, for the registration form", "privacy.birthdate", "b. Jan 30 '10"),
+    ("questions → n.abernathy(@)bell.net", "privacy.email", "n.abernathy(@)bell.net"),
+    ("mi correo es lucia.fernandez arroba gmail punto com", "privacy.email",
+     "lucia.fernandez arroba gmail punto com"),
+])
+def test_more_shapes_of_personal_information(text: str, rule: str, evidence: str) -> None:
+    assert _personal(text)[rule] == evidence
+
+
+def test_a_school_anniversary_is_not_a_birthdate() -> None:
+    assert "privacy.birthdate" not in _personal("happy 10th anniversary! founded may 3 2014")

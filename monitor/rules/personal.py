@@ -2,11 +2,14 @@
 
 They read the *folded* view — zero-width characters and full-width digits removed,
 but digits and punctuation intact — because leetspeak decoding would turn a phone
-number into letters.  Every pattern is RE2 (linear time).
+number into letters.  Every pattern is RE2 (linear time), except one Python `re`
+substitution of a single character with one-character lookarounds, which RE2 lacks
+(a letter o between digits read as a zero), linear as well.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import phonenumbers
@@ -74,19 +77,23 @@ class _RegexDetector(Detector):
 
 
 _PROVIDERS = (
-    r"gmail|hotmail|yahoo|outlook|icloud|live|msn|proton|protonmail|aol|rogers|bell"
+    r"g\s?mail|hot\s?mail|yahoo|outlook|icloud|live|msn|proton|protonmail|aol|rogers|bell"
     r"|sympatico|videotron|cogeco|shaw|telus|sapo|orange|free|laposte|gmx|yandex"
 )
 _TLDS = r"com|ca|net|org|edu|me|io|fr|qc|uk|co|pt|be|ch|info"
-_AT = r"\(at\)|\[at\]|\{at\}|\sat\s|\(a\)|\sarobase?\s"
-_DOT = r"\(dot\)|\[dot\]|\{dot\}|\sdot\s|\(\.\)|\(point\)|\spoint\s|\."
+_AT = (
+    r"\(at\)|\[at\]|\{at\}|\sat\s|\(a\)|\(@\)|\[@\]|\s?\[?(?:arobase?|arobas|arrobe|arroba)\]?\s"
+)
+_DOT = (
+    r"\(dot\)|\[dot\]|\{dot\}|\sdot\s|\(\.\)|\(point\)|\s\[?point\]?\s|\spunto\s|\spt\s|\."
+)
 _EMAIL = (
     r"[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
     # spaced out to get past a platform's filter: "kpatel @ rogers . com"
     rf"|[a-z0-9._%+\-]+\s?@\s?[a-z0-9\-]+(?:\s?\.\s?[a-z0-9\-]+)*\s?\.\s?(?:{_TLDS})\b"
     rf"|[a-z0-9._\-]+\s*(?:{_AT})\s*[a-z0-9\-]+\s*(?:{_DOT})\s*(?:{_TLDS})\b"
     # "jenna dot mcd at gmail", "emmawilson2010 at gmail": a mail provider makes it one
-    rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
+    rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT}|\schez\s)\s*(?:{_PROVIDERS})\b"
     # one character at a time: "c h l o e 2 0 1 1 at hotmail"
     rf"|(?:[a-z0-9]\s){{3,}}[a-z0-9]\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
 )
@@ -121,6 +128,10 @@ class EmailDetector(_RegexDetector, name="email_address"):
 
 _POSTAL = (
     r"\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz][ \-]?[0-9][abceghjklmnprstvwxyz][0-9]\b"
+    # "K2P.1L4", "M5V / 3L9", "P0M, 1A0", "K7L then 3N6", "L 5 B 2 T 7"
+    r"|\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz]\s*(?:[.,/]|\s(?:then|puis|apres|"
+    r"après|c'?est|c)\s)\s*[0-9][abceghjklmnprstvwxyz][0-9]\b"
+    r"|\b[abceghjklmnprstvxy] [0-9] [abceghjklmnprstvwxyz] [0-9] [abceghjklmnprstvwxyz] [0-9]\b"
 )
 
 
@@ -133,26 +144,44 @@ class PostalCodeDetector(_RegexDetector, name="postal_code"):
 
 _STREET_EN = (
     r"street|st|avenue|ave|road|rd|drive|dr|crescent|cres|court|ct|boulevard|blvd|lane|ln"
-    r"|way|place|pl|circle|trail|terrace|highway|hwy|concession|sideroad"
+    r"|way|place|pl|circle|trail|trl|terrace|highway|hwy|concession|sideroad|line|route"
 )
-_STREET_FR = r"rue|avenue|av|boulevard|boul|bd|chemin|ch|route|rang|place|croissant|promenade|allee"
+_STREET_FR = (
+    r"rue|avenue|av|boulevard|boul|bd|chemin|ch|route|rang|place|croissant|promenade|allee"
+    r"|montee|cote|impasse"
+)
+# house numbers: "3301-B", "12a"; and in words from ten to ninety-nine ("fourteen Old
+# Mill Road"; not "one": "one more drive" is no address)
+_UNITS = r"one|two|three|four|five|six|seven|eight|nine"
+_HOUSE_WORDS = (
+    rf"(?:ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+    rf"|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s\-](?:{_UNITS}))?"
+    rf"|vingt(?:[\s\-](?:et[\s\-])?(?:un|deux|trois|quatre|cinq|six|sept|huit|neuf))?"
+    rf"|dix|onze|douze|treize|quatorze|quinze|seize|trente|quarante|cinquante)"
+)
+_HOUSE = rf"(?:[0-9]{{1,5}}(?:-?[a-z])?|{_HOUSE_WORDS})"
 # Endings of street names ("cedarvale", "ridgeview", "carlton") and words that end
 # two-word ones ("spruce hill"): with a house number before them, a street
 _STREET_ENDINGS = (
     r"view|wood|woods|brook|vale|dale|crest|ridge|grove|haven|glen|meadows?|bury|ford|hurst"
-    r"|croft|wick|worth|mere|moor|shire|ton|field|stone|hill"
+    r"|croft|wick|worth|mere|moor|shire|ton|field|stone|hill|way"
 )
 _STREET_WORDS = r"hill|view|ridge|grove|glen|woods|meadows|heights|gardens"
 _RANKING = _program(r"^[0-9]{1,2}(?:e|er|re|eme|ieme|nd|rd|th)\s+place\b")
 _NOT_STREETS = frozenset((
+    "anyway", "halfway", "hallway", "doorway", "subway", "runway", "midway", "railway",
     "badminton", "cotton", "button", "carton", "skeleton", "outfield", "midfield", "infield",
     "battlefield", "downhill", "uphill", "firewood", "hollywood", "plywood", "driftwood",
     "milestone", "gemstone", "keystone", "headstone", "limestone", "overview", "preview",
     "review", "interview", "rewrite", "kingdom", "minecraft", "freedom", "wisdom",
 ))
 _ADDRESS = (
-    rf"\b[0-9]{{1,5}}[a-z]?,?\s+(?:[a-z][a-z'.\-]*\s+){{1,3}}(?:{_STREET_EN})\b\.?"
-    rf"|\b[0-9]{{1,5}}[a-z]?,?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
+    rf"\b{_HOUSE},?\s+(?:(?:[a-z][a-z'.\-]*|[0-9]{{1,2}}(?:st|nd|rd|th))\s+){{1,3}}"
+    rf"(?:{_STREET_EN})\b\.?"
+    rf"|\b{_HOUSE},?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
+    rf"|\b[0-9]{{1,5}}(?:-?[a-z])?,\s+[0-9]{{1,2}}e\s+(?:{_STREET_FR})\b"
+    # "the corner of Elm and 3rd Ave", "au coin de King pis Notre-Dame"
+    rf"|\bcorner of [a-z0-9'\-]+(?:\s[a-z]+)?\s(?:and|&)\s[a-z0-9'\-]+\s(?:{_STREET_EN})\b"
     r"|\b(?:apt|apartment|unit|app|appartement|suite)\.?\s*#?\s*[0-9]{1,4}\b"
     r"|\b(?:p\.?o\.?\s*box|c\.?p\.?|case postale|rr|r\.r\.)\s*#?\s*[0-9]{1,5}\b"
     # a house number and a street name without "street": "moved to 3 birch hollow",
@@ -189,10 +218,13 @@ _OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|
 # Quebec's permanent code (four letters, eight digits).  Bare five-digit numbers are
 # everywhere (scores, prices), so the words around them are what makes them identifiers.
 _SCHOOL_ID = (
-    r"\b(?:student|id|health|ohip)\s*(?:number|no\.?|num|id|#|card(?:\s*number)?)(?:[^0-9\n]{0,25})"
-    r"\b([0-9][0-9\-]{3,11}[0-9])\b"
+    r"\b(?:student|stu\.?|id|health|ohip)\s*(?:number|no\.?|num|id|#|card(?:\s*number)?)"
+    r"(?:[^0-9\n]{0,25})\b([a-z]?[0-9][0-9\- ]{3,11}[0-9])\b"
+    # the OEN named as such, its nine digits grouped any way: "oen 55 4321 098"
+    r"|\b(?:oen|ontario education number|ed number|education number|numero d'immatriculation)"
+    r"\b[^0-9\n]{0,20}((?:[0-9][\s\-]{0,3}){8}[0-9])\b"
     r"|\b(?:num(?:ero)?|no\.?|#|carte|fiche|dossier)\s*(?:d\W?\s*|de\s+|du\s+)?"
-    r"(?:eleve|etudiant|etudiante|fiche|dossier)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9])\b"
+    r"(?:eleve|etudiant|etudiante|fiche|dossier)(?:[^0-9\n]{0,25})\b([0-9][0-9\- ]{3,11}[0-9])\b"
     r"|\b(?:matricule|code\s*perm(?:anent)?)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9]|[a-z]{4}\s?[0-9]{4}\s?[0-9]{4})\b"
     r"|\b([a-z]{4}[0-9]{8})\b"
 )
@@ -216,7 +248,7 @@ class StudentNumberDetector(Detector, name="student_number"):
             return [ctx.match(view, m.start(1), m.end(1))]
         m = self._school_id.search(view.text)
         if m:
-            group = next(g for g in (1, 2, 3, 4) if m.group(g))
+            group = next(g for g in range(1, len(m.groups()) + 1) if m.group(g))
             return [ctx.match(view, m.start(group), m.end(group))]
         return []
 
@@ -227,15 +259,18 @@ _MONTHS = (
     r"|janv|janvier|fev|fevr|fevrier|mars|avr|avril|mai|juin|juil|juillet|aout"
     r"|septembre|octobre|novembre|decembre"
 )
+_MONTHS_SHORT = r"jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _DATE = (
     r"[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:19|20)?[0-9]{2}"
+    rf"|(?:{_MONTHS_SHORT})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*'[0-9]{{2}}"
     r"|(?:19|20)[0-9]{2}[/.\-][0-9]{1,2}[/.\-][0-9]{1,2}"
     rf"|(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\s*(?:19|20)[0-9]{{2}})?"
     rf"|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+(?:{_MONTHS})\.?(?:,?\s*(?:19|20)[0-9]{{2}})?"
 )
 _BIRTH_WORDS = (
     r"born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day|ddn"
-    r"|nee?s?|date de naissance|anniversaire|fete"
+    r"|nee?s?|date de naissance|anniversaire|fete|les [0-9]{1,2} ans de"
+    r"|happy [0-9]{1,2}(?:st|nd|rd|th)\s+(?:b-?day|birthday|to)"
 )
 # a full date whose year is a pupil's birth year (2005-2023)
 _BIRTH_YEAR_DATE = (
@@ -243,7 +278,8 @@ _BIRTH_YEAR_DATE = (
     rf"(?:{_MONTHS})\.?),?\s*20(?:0[5-9]|1[0-9]|2[0-3])"
 )
 _BIRTH = (
-    rf"\b(?:{_BIRTH_WORDS}|turn(?:s|ed)?\s+[0-9]{{1,2}}"
+    rf"\bb\.\s*(?:{_DATE})"  # "b. Jan 30 '10"
+    rf"|\b(?:{_BIRTH_WORDS}|turn(?:s|ed)?\s+[0-9]{{1,2}}"
     r"|[0-9]{1,2}\s+ans\s+(?:aujourd\W?hui|le))\b"
     rf"[^.!?\n]{{0,40}}?\b(?:{_DATE})"
     # with a birth year, the date may sit in the next sentence or before the word:
@@ -263,10 +299,14 @@ class PhoneParams(Params):
     region: str = Field(default="CA", pattern=r"^[A-Z]{2}$")
 
 
-_PHONE_HINT = r"[0-9](?:[\s().\-+*/_]{0,3}[0-9]){6}"
+_PHONE_HINT = (
+    r"[0-9](?:[\s().\-+*/_•·]{0,3}[0-9]){6}"
+    # with a letter o for a zero inside, but digits at both ends ("sooooo" is no number)
+    r"|[0-9](?:[\s().\-+*/_•·]{0,3}[0-9o]){5,}[\s().\-+*/_•·]{0,3}[0-9]"
+)
 # "416/555/0128", "705*555*0141": separators the matcher does not know, made dashes
 # (same length, so spans still map back to the original)
-_PHONE_SEPARATORS = str.maketrans("*/_", "---")
+_PHONE_SEPARATORS = str.maketrans("*/_•·", "-----")
 
 
 # Youth and family helplines posted by schools and students alike: public numbers, never
@@ -299,7 +339,15 @@ _DIGIT_WORDS = {
     "trois": "3", "quatre": "4", "cinq": "5", "sept": "7", "huit": "8", "neuf": "9",
 }
 _DIGIT_TOKEN = "[0-9]|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
-_SPELLED = rf"\b(?:(?:{_DIGIT_TOKEN})[\s,.\-]{{0,3}}){{9,}}(?:{_DIGIT_TOKEN})"
+_REPEATS = {"double": 2, "triple": 3}  # "triple five" is 555
+_SPELLED_TOKEN = _DIGIT_TOKEN + "|double|triple"
+_SPELLED = rf"\b(?:(?:{_SPELLED_TOKEN})[\s,.\-]{{0,3}}){{7,}}(?:{_DIGIT_TOKEN})"
+# A number that is clearly given as a phone number though it has a digit too many or
+# too few ("my number's 416-555-01123", "tel maison : 613-555-01466")
+_NAMED_NUMBER = (
+    r"\b(?:number'?s?|num|cell|phone|call|text|txt|tel|ph|mobile|reach me|numero|appelle[rz]?)"
+    r"\b[^0-9\n]{0,20}([0-9]{3}[\s.\-]?[0-9]{2,4}[\s.\-]?[0-9]{3,5})\b"
+)
 # Numbers from abroad that the CA matcher rejects: "+44 7700 900318", "0020 100 555 0134"
 # (international prefix), "07700 900 318" (a national number with a trunk 0)
 _INTERNATIONAL = r"(?:\+|\b00)[1-9](?:[\s.\-]?[0-9]){7,13}\b|\b0[1-9](?:[\s.\-]?[0-9]){8,10}\b"
@@ -311,6 +359,23 @@ _PUBLIC_BEFORE = (
     r"|school(?:'s)? (?:number|phone|line)|numero de l'?ecole|reception|secretariat"
     r"|switchboard|consortium|service de garde|(?:call|phone) the school|appelez l'?ecole)\b"
 )
+# "7O5 555 O189": a letter o next to a digit is a zero (same length: spans still map)
+_O_AS_ZERO = re.compile(r"(?<=[0-9])o|o(?=[0-9])")
+
+
+def _spelled_digits(tokens: list[str]) -> str:
+    """The digits of spelled-out tokens; "double"/"triple" repeat the next one."""
+    out: list[str] = []
+    repeat = 1
+    for token in tokens:
+        if token in _REPEATS:
+            repeat = _REPEATS[token]
+            continue
+        out.append(_DIGIT_WORDS.get(token, token) * repeat)
+        repeat = 1
+    return "".join(out)
+
+
 # North American toll-free area codes (read off the digits: parsing the number again
 # to ask phonenumbers for its type cost more than the rest of the detector)
 _TOLL_FREE = frozenset(("800", "833", "844", "855", "866", "877", "888"))
@@ -326,7 +391,8 @@ class PhoneDetector(Detector, name="phone_number"):
         self._public = frozenset(_national(n) for n in (*HELPLINES,
                                                          *self.env.public_phone_numbers))
         self._spelled = _program(_SPELLED)
-        self._token = _program(_DIGIT_TOKEN)
+        self._token = _program(_SPELLED_TOKEN)
+        self._named_number = re2.compile(_NAMED_NUMBER, options(capture=True))
         self._international = _program(_INTERNATIONAL)
         self._public_before = _program(_PUBLIC_BEFORE)
 
@@ -347,7 +413,7 @@ class PhoneDetector(Detector, name="phone_number"):
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         # the matcher is slow; a phone is never that far in
-        text = view.text[:20_000].translate(_PHONE_SEPARATORS)
+        text = _O_AS_ZERO.sub("0", view.text[:20_000].translate(_PHONE_SEPARATORS))
         for m in phonenumbers.PhoneNumberMatcher(
             text, self._region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):
@@ -356,7 +422,8 @@ class PhoneDetector(Detector, name="phone_number"):
                 continue
             if digits >= 10 or (digits == 7 and "-" in m.raw_string):
                 return [ctx.match(view, m.start, m.end)]
-        return self._spelled_out(ctx, text) or self._from_abroad(ctx, text)
+        return (self._spelled_out(ctx, text) or self._from_abroad(ctx, text)
+                or self._named(ctx, text))
 
     def _spelled_out(self, ctx: Context, text: str) -> list[Match]:
         for start, end in patterns.spans(self._spelled, text):
@@ -364,7 +431,7 @@ class PhoneDetector(Detector, name="phone_number"):
             tokens = [run[a:b] for a, b in patterns.spans(self._token, run)]
             if all(t.isdigit() for t in tokens):
                 continue  # plain digits: the matcher above already judged them
-            digits = "".join(_DIGIT_WORDS.get(t, t) for t in tokens)
+            digits = _spelled_digits(tokens)
             number = digits[:11] if digits.startswith("1") else digits[:10]
             try:
                 possible = phonenumbers.is_possible_number(phonenumbers.parse(number, self._region))
@@ -372,6 +439,13 @@ class PhoneDetector(Detector, name="phone_number"):
                 continue
             if possible and not self._is_public(text, start, number):
                 return [ctx.match(ctx.norm.folded, start, end, 0.9)]
+        return []
+
+    def _named(self, ctx: Context, text: str) -> list[Match]:
+        for m in self._named_number.finditer(text):
+            digits = sum(c.isdigit() for c in m.group(1))
+            if 9 <= digits <= 12 and not self._is_public(text, m.start(1), m.group(1)):
+                return [ctx.match(ctx.norm.folded, m.start(1), m.end(1), 0.8)]
         return []
 
     def _from_abroad(self, ctx: Context, text: str) -> list[Match]:
