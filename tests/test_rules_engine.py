@@ -285,6 +285,7 @@ def test_house_number_and_a_street_name_without_street_type(text: str, evidence:
     "postal code for the school is L9T 4H7",
     "one more drive for the food bank this friday",
     "a 3 way tie for first place",
+    "the 5 minute line at the canteen was long",
 ])
 def test_public_places_are_not_addresses(text: str) -> None:
     assert not {"privacy.street-address", "privacy.postal-code"} & set(_personal(text))

@@ -144,7 +144,13 @@ class PostalCodeDetector(_RegexDetector, name="postal_code"):
 
 _STREET_EN = (
     r"street|st|avenue|ave|road|rd|drive|dr|crescent|cres|court|ct|boulevard|blvd|lane|ln"
-    r"|way|place|pl|circle|trail|trl|terrace|highway|hwy|concession|sideroad|line|route"
+    r"|way|place|pl|circle|trail|trl|terrace|highway|hwy|concession|sideroad"
+)
+# Ontario's concession lines and fire routes ("1001 2nd Line", "340 Fire Route 12A"),
+# never "the 5 minute line" or "a new route"
+_CONCESSION = (
+    r"(?:[0-9]{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth"
+    r"|ninth|tenth) line|(?:fire|county|regional) route"
 )
 _STREET_FR = (
     r"rue|avenue|av|boulevard|boul|bd|chemin|ch|route|rang|place|croissant|promenade|allee"
@@ -178,6 +184,7 @@ _NOT_STREETS = frozenset((
 _ADDRESS = (
     rf"\b{_HOUSE},?\s+(?:(?:[a-z][a-z'.\-]*|[0-9]{{1,2}}(?:st|nd|rd|th))\s+){{1,3}}"
     rf"(?:{_STREET_EN})\b\.?"
+    rf"|\b{_HOUSE},?\s+(?:{_CONCESSION})\b"
     rf"|\b{_HOUSE},?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
     rf"|\b[0-9]{{1,5}}(?:-?[a-z])?,\s+[0-9]{{1,2}}e\s+(?:{_STREET_FR})\b"
     # "the corner of Elm and 3rd Ave", "au coin de King pis Notre-Dame"
