@@ -265,7 +265,7 @@ def test_counting_office_lines_and_toll_free_numbers_are_not_personal(text: str)
 @pytest.mark.parametrize(("text", "evidence"), [
     ("connor at 271 ridgeview better watch out", "at 271 ridgeview"),
     ("secret santa is lucy h, 14 willowbrook, she likes cats", ", 14 willowbrook"),
-    ("she walks home to 240 cedarvale alone", "to 240 cedarvale"),
+    ("she walks home to 240 cedarvale alone", "home to 240 cedarvale"),
     ("come get it at my place, 1 spruce hill", ", 1 spruce hill"),
     ("carpool pickup is 3301-B Lakeshore Blvd W at 7:15", "3301-B Lakeshore Blvd"),
     ("we're at fourteen Old Mill Road now", "fourteen Old Mill Road"),
@@ -324,6 +324,14 @@ def test_health_and_custody_of_a_child() -> None:
     ("questions → n.abernathy(@)bell.net", "privacy.email", "n.abernathy(@)bell.net"),
     ("mi correo es lucia.fernandez arroba gmail punto com", "privacy.email",
      "lucia.fernandez arroba gmail punto com"),
+    ("thanks to whoever brought him home to 33 Brookside", "privacy.street-address",
+     "home to 33 Brookside"),
+    ("c'est la maison bleue au 305 Dollard, rentre par la porte de côté",
+     "privacy.street-address", "maison bleue au 305 Dollard"),
+    ("happy bday Priya, sweet 16 !!! 05/07/2009 the best day", "privacy.birthdate",
+     "bday Priya, sweet 16 !!! 05/07/2009"),
+    ("the lunch program needs his date of birth?? It's 2014-12-02", "privacy.birthdate",
+     "date of birth?? It's 2014-12-02"),
 ])
 def test_more_shapes_of_personal_information(text: str, rule: str, evidence: str) -> None:
     assert _personal(text)[rule] == evidence

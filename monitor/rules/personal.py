@@ -198,6 +198,10 @@ _ADDRESS = (
     r"|\b(?:lives?\s+at|living\s+at|moved\s+to|drops?\s+(?:\w+\s+)?(?:off\s+)?at"
     r"|(?:my|his|her|their|our|ur|your|'s)\s+(?:house|place|home)(?:\s+at)?)"
     r"\s+[0-9]{1,5}[a-z]?,?\s+[a-z][a-z'\-]{2,}\s+[a-z][a-z'\-]{2,}"
+    # where someone lives, named by a home word: "brought him home to 33 brookside",
+    # "blocked my driveway at 211 elm", "la maison bleue au 305 dollard"
+    r"|\b(?:home to|driveway at|(?:maison|chez (?:nous|moi|eux))[^.!?\n]{0,20}?\bau)"
+    r"\s+[0-9]{1,5}[a-z]?,?\s+[a-z][a-z'\-]{2,}"
     # a house number and a street whose name sounds like one, after "at", "to", "on" or a
     # comma: "connor at 271 ridgeview", "lucy h, 14 willowbrook", "my place, 1 spruce hill"
     rf"|(?:\b(?:at|to|on|is)\s+|,\s*)[0-9]{{1,5}}[a-z]?\s+(?:[a-z]{{3,}}\s+(?:{_STREET_WORDS})"
@@ -276,13 +280,15 @@ _DATE = (
 )
 _BIRTH_WORDS = (
     r"born|dob|d\.o\.b\.?|date of birth|birth\s*date|birthday|bday|b-day|ddn"
-    r"|nee?s?|date de naissance|anniversaire|fete|les [0-9]{1,2} ans de"
+    r"|nee?s?|date de naissance|anniversaire|fete|les [0-9]{1,2} ans de|sweet 16"
     r"|happy [0-9]{1,2}(?:st|nd|rd|th)\s+(?:b-?day|birthday|to)"
 )
 # a full date whose year is a pupil's birth year (2005-2023)
 _BIRTH_YEAR_DATE = (
-    rf"(?:(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+"
+    rf"(?:(?:(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?|[0-9]{{1,2}}(?:er|st|nd|rd|th)?\s+"
     rf"(?:{_MONTHS})\.?),?\s*20(?:0[5-9]|1[0-9]|2[0-3])"
+    r"|[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-]20(?:0[5-9]|1[0-9]|2[0-3])"
+    r"|20(?:0[5-9]|1[0-9]|2[0-3])-[0-9]{2}-[0-9]{2})"
 )
 _BIRTH = (
     rf"\bb\.\s*(?:{_DATE})"  # "b. Jan 30 '10"
