@@ -46,8 +46,7 @@ class Service:
         self.rules = rules or RuleEngine.from_settings(config.rules, base_dir=config.base_dir)
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
-        with self.sessions() as session:  # a restart or reload keeps noticing repeats
-            self.evaluator.remember_recent(session, clock())
+        self._remembered = False  # the repetition window is replayed before the first poll
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
         self.poller.sync()
         self.signer = AckSigner.from_config(config) if config.web.enabled else None
@@ -58,7 +57,16 @@ class Service:
         self.escalator = Escalator(config, self.sessions, clock, mail_domain)
 
     def poll_once(self, *, force: bool = False) -> tuple[CycleReport, SendReport]:
-        """One monitoring cycle: poll, store, evaluate, then send what it queued."""
+        """One monitoring cycle: poll, store, evaluate, then send what it queued.
+
+        The first cycle of a service (after a start or a reload) first replays the last
+        repeat window's stored comments into the engine, so repeats stay noticed; a CLI
+        command that never polls does not pay for it.
+        """
+        if not self._remembered:
+            with self.sessions() as session:
+                self.evaluator.remember_recent(session, self.clock())
+            self._remembered = True
         report = self.poller.poll_cycle(force=force)
         report.outcomes.extend(self.poller.check_staleness())
         return report, self.outbox.drain()

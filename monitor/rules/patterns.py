@@ -105,6 +105,19 @@ def blank(program: Any, text: str) -> str:
     return " ".join(pieces)
 
 
+def first_unexcluded(program: Any, exclude: Any, text: str) -> tuple[int, int] | None:
+    """The first match of `program` in `text` that no `exclude` match overlaps."""
+    excluded: list[tuple[int, int]] | None = None
+    for start, end in spans(program, text):
+        if exclude is None:
+            return start, end
+        if excluded is None:
+            excluded = list(spans(exclude, text))
+        if not any(s < end and start < e for s, e in excluded):
+            return start, end
+    return None
+
+
 def found(program: Any, text: str) -> bool:
     """Whether `program` matches anywhere in `text` (bytes for ASCII, as `spans`)."""
     return program.search(text.encode("ascii") if text.isascii() else text) is not None

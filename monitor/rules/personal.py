@@ -45,6 +45,11 @@ _SCHOOL_PLACE = (
 _CONTEXT = 60  # characters before a hit searched for what makes it public
 
 
+def _said_public(program: Any, text: str, start: int, end: int) -> bool:
+    """Whether `program` (what makes a hit public) occurs in text[start - _CONTEXT:end]."""
+    return patterns.found(program, text[max(0, start - _CONTEXT) : end])
+
+
 class _RegexDetector(Detector):
     """Base: one RE2 program over the folded view; the first hit is the evidence.
 
@@ -72,8 +77,7 @@ class _RegexDetector(Detector):
         return []
 
     def is_public(self, text: str, start: int, end: int) -> bool:
-        return self._public is not None and patterns.found(
-            self._public, text[max(0, start - _CONTEXT) : end])
+        return self._public is not None and _said_public(self._public, text, start, end)
 
 
 _PROVIDERS = (
@@ -401,7 +405,7 @@ class PhoneDetector(Detector, name="phone_number"):
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
-        self._public = frozenset(_national(n) for n in (*HELPLINES,
+        self._public_numbers = frozenset(_national(n) for n in (*HELPLINES,
                                                          *self.env.public_phone_numbers))
         self._spelled = _program(_SPELLED)
         self._token = _program(_SPELLED_TOKEN)
@@ -414,9 +418,10 @@ class PhoneDetector(Detector, name="phone_number"):
 
     def _is_public(self, text: str, start: int, number: str) -> bool:
         national = _national(number)
-        if national in self._public or (len(national) == 10 and national[:3] in _TOLL_FREE):
+        if national in self._public_numbers or (len(national) == 10
+                                                and national[:3] in _TOLL_FREE):
             return True
-        return patterns.found(self._public_before, text[max(0, start - _CONTEXT) : start])
+        return _said_public(self._public_before, text, start, start)
 
     @property
     def _region(self) -> str:

@@ -135,9 +135,9 @@ class ProfanityDetector(Detector, name="profanity"):
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
         if self._words is not None:
-            for start, end in patterns.spans(self._words, view.text):
-                if self._exclude is None or not self._overlaps_exclusion(view.text, (start, end)):
-                    return [ctx.match(view, start, end)]
+            span = patterns.first_unexcluded(self._words, self._exclude, view.text)
+            if span is not None:
+                return [ctx.match(view, *span)]
         key = self.model_input(ctx)
         if key is None:
             return []
@@ -148,7 +148,3 @@ class ProfanityDetector(Detector, name="profanity"):
         if prob < self._params.threshold:
             return []
         return [ctx.match(view, 0, len(view.text), prob)]
-
-    def _overlaps_exclusion(self, text: str, span: tuple[int, int]) -> bool:
-        assert self._exclude is not None
-        return any(s < span[1] and span[0] < e for s, e in patterns.spans(self._exclude, text))

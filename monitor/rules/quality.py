@@ -123,11 +123,12 @@ def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
     blind = blind_corpus_path(corpus_dir, language)
     if blind.is_file():
         splits[BLIND_SPLIT] = load_corpus(blind, split=BLIND_SPLIT)
-    # written to tune the personal-information detectors: a broader idea of personal
-    # information (health, custody, pick-up times) than the detectors cover; see the docs
-    pi_dev = corpus_dir / f"pi_dev_{language}.jsonl"
-    if pi_dev.is_file():
-        splits["pi_dev"] = load_corpus(pi_dev, split="pi_dev")
+    # written to tune the personal-information detectors, one file per round
+    # (pi_dev, pi_dev2, ...), each measured before it was tuned on; see the docs
+    for path in sorted(corpus_dir.glob(f"pi_dev*_{language}.jsonl"),
+                       key=lambda p: (len(p.name), p.name)):  # pi_dev before pi_dev2
+        name = path.name.removesuffix(f"_{language}.jsonl")
+        splits[name] = load_corpus(path, split=name)
     return splits
 
 

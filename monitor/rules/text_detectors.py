@@ -7,8 +7,6 @@ me, honestly I want to kill myself`` through, and duty of care cannot afford tha
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field, field_validator
 
 from monitor.rules import patterns
@@ -29,19 +27,6 @@ class PhraseParams(Params):
     _check = field_validator("patterns", "exclude")(_valid)
 
 
-def _first_unexcluded(program: Any, exclude: Any, text: str) -> tuple[int, int] | None:
-    """The first match of `program` in `text` that no `exclude` match overlaps."""
-    excluded: list[tuple[int, int]] | None = None
-    for start, end in patterns.spans(program, text):
-        if exclude is None:
-            return start, end
-        if excluded is None:
-            excluded = list(patterns.spans(exclude, text))
-        if not any(s < end and start < e for s, e in excluded):
-            return start, end
-    return None
-
-
 class PhraseDetector(Detector, name="phrases"):
     """RE2 phrase patterns on normalised text; exclusions cancel only the phrase they overlap."""
 
@@ -59,7 +44,7 @@ class PhraseDetector(Detector, name="phrases"):
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
-        span = _first_unexcluded(self._program, self._exclude, view.text)
+        span = patterns.first_unexcluded(self._program, self._exclude, view.text)
         return [ctx.match(view, *span, self._params.score)] if span else []
 
 
@@ -95,7 +80,7 @@ class TargetedDetector(Detector, name="targeted"):
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
-        span = _first_unexcluded(self._program, self._exclude, view.text)
+        span = patterns.first_unexcluded(self._program, self._exclude, view.text)
         if span is None:
             return []
         start, end = span
@@ -142,7 +127,7 @@ class LexiconDetector(Detector, name="lexicon"):
         total = 0.0
         first: tuple[int, int] | None = None
         for program, weight in self._terms:
-            span = _first_unexcluded(program, self._exclude, view.text)
+            span = patterns.first_unexcluded(program, self._exclude, view.text)
             if span is None:
                 continue
             total += weight

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -58,8 +58,8 @@ _C = 10.0  # inverse regularisation of the logistic regression
 TRAINING_FILE = "text_model_train.jsonl"
 IDIOMS_FILE = "crisis_idioms.txt"
 _FORMAT = 3  # bump when features() or the file layout changes: old weights would score garbage
-HEADS = ("crisis", "bullying", "spam")  # one logistic regression each; a label of the corpus
-Head = Literal["crisis", "bullying", "spam"]
+Head = Literal["crisis", "bullying", "spam"]  # a label of the corpus each
+HEADS: tuple[str, ...] = get_args(Head)  # one logistic regression each, in this order
 _MIN_LETTERS = 8  # fewer letters ("ok!", "😂😂") give the model nothing to judge
 _U = np.uint32
 
@@ -415,7 +415,7 @@ class TextModelParams(Params):
 
 
 class TextModelDetector(Detector, name="text_model"):
-    """Classifier score of one head (crisis, bullying) in [threshold, below)."""
+    """Classifier score of one head (crisis, bullying, spam) in [threshold, below)."""
 
     Params = TextModelParams
     batched = True
