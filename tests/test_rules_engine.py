@@ -200,12 +200,29 @@ rules:
 
 
 def test_profanity_model_gives_the_library_s_own_probabilities() -> None:
+    # the engine computes alt-profanity-check's model with numpy (LinearProfanityModel);
+    # on every corpus and training line, and on edge texts, it must agree with the library
+    import json
+    from pathlib import Path
+
     from profanity_check import predict_prob
+    from profanity_check import profanity_check as library
 
-    from monitor.rules.profanity import classify
+    from monitor.rules.profanity import LinearProfanityModel, classify
 
-    texts = ["have a great day", "this is fucking stupid", "you absolute idiot", "merci"]
-    assert classify(texts) == [float(p) for p in predict_prob(texts)]
+    root = Path(__file__).resolve().parent.parent
+    texts = ["have a great day", "this is fucking stupid", "you absolute idiot", "merci", "",
+             "!!!", "the the the", "FUCK fuck Fuck", "École ÉCOLE", "POLICYWATCHNEXTTEXT",
+             "a\nb\n\nshit", "😂 bitch 😂"]
+    for name in ("tests/corpus/en.jsonl", "tests/corpus/fr.jsonl",
+                 "monitor/rules/data/text_model_train.jsonl"):
+        lines = (root / name).read_text(encoding="utf-8").splitlines()
+        texts += [json.loads(line)["text"] for line in lines if line.strip()]
+    assert LinearProfanityModel.from_library(library.vectorizer, library.model) is not None
+    got = classify(texts)
+    want = [float(p) for p in predict_prob(texts)]
+    assert len(got) == len(want)
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-12
 
 
 def test_public_numbers_and_board_addresses_are_not_personal_information(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -74,3 +74,14 @@ def test_blank_is_the_wrappers_sub(text: str) -> None:
     # the idiom and profanity masks use patterns.blank instead of the slower sub;
     # empty matches ("x*") included, they must agree everywhere
     assert patterns.blank(_BLANKED, text) == _BLANKED.sub(" ", text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="kildeabx é$\u200b", max_size=40),
+       st.sampled_from([r"kill|die|\bab\b|x*", r"a|", "$", r"\bk\w*"]))
+def test_spans_are_the_wrappers_spans(text: str, pattern: str) -> None:
+    # patterns.spans calls RE2 directly for ASCII text (no Python match objects);
+    # it must give what the public API gives, empty matches included
+    program = patterns.re2.compile(pattern, patterns.options())
+    public = program.finditer(text.encode("ascii") if text.isascii() else text)
+    assert list(patterns.spans(program, text)) == [m.span() for m in public]

@@ -73,19 +73,45 @@ def compile_any(patterns: list[str], *, capture: bool = False) -> Any:
     return re2.compile(alternation(patterns), options(capture=capture))
 
 
+def _raw(program: Any) -> Any:
+    """The compiled C++ RE2 object behind a `re2.compile` result, or None.
+
+    Why reach past the public API: for every match the wrapper builds a Python `_Match`
+    object through a generator, which costs several times the match itself, and the
+    engine only needs (start, end).  `_regexp.Match(anchor, bytes, pos, endpos)` is the
+    call the wrapper itself makes; if a release renames it, `spans` falls back to the
+    public API (tests/test_rules_patterns.py checks both give the same spans).
+    """
+    raw = getattr(program, "_regexp", None)
+    return raw if callable(getattr(raw, "Match", None)) else None
+
+
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
 def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each match, in characters of `text`.
 
-    For ASCII text (most comments) the program reads the UTF-8 bytes, whose offsets are
-    the character offsets: the wrapper then skips its offset translation, which costs
-    more than the match itself.
+    For ASCII text (most comments) the program reads the bytes, whose offsets are the
+    character offsets, straight from RE2 (`_raw`); other text goes through the wrapper,
+    which maps UTF-8 offsets back to characters.
     """
-    if text.isascii():
-        for m in program.finditer(text.encode("ascii")):
+    raw = _raw(program) if _UNANCHORED is not None else None
+    if raw is None or not text.isascii():
+        data: str | bytes = text.encode("ascii") if text.isascii() else text
+        for m in program.finditer(data):
             yield m.span()
-    else:
-        for m in program.finditer(text):
-            yield m.span()
+        return
+    data = text.encode("ascii")
+    pos, end = 0, len(data)
+    while True:
+        start, stop = raw.Match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            return
+        yield start, stop
+        if pos == end:  # the wrapper's own loop, step for step (empty matches too)
+            return
+        pos = pos + 1 if pos == stop else stop
 
 
 def blank(program: Any, text: str) -> str:
