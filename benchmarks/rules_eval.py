@@ -5,10 +5,11 @@ lines the patterns were tuned on), the held-out split (written before any tuning
 both, plus a "blind" split read from tests/corpus/heldout3_<lang>.jsonl when that
 file exists (a set written by someone else and never read while tuning; skipped
 silently when absent, and not part of "all").
-Usage: `.venv/bin/python benchmarks/rules_eval.py [-v]`; -v also lists every
-misclassified line (blind lines too: do not run -v while tuning if the blind set
-must stay unseen).  Exit code 0 (the targets are asserted by
-tests/test_rules_corpus.py, not here).
+Usage: `.venv/bin/python benchmarks/rules_eval.py [-v] [--only=SPLIT,...]`; -v also
+lists every misclassified line (blind lines too: do not run -v while tuning if the
+blind set must stay unseen); `--only=pi_dev4` prints those splits alone (a first look at
+a new tuning round without measuring the blind set once more).  Exit code 0 (the
+targets are asserted by tests/test_rules_corpus.py, not here).
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def crisis_stages(engine: RuleEngine, examples: list[Example], lang: str) -> dic
 
 def main() -> int:
     verbose = "-v" in sys.argv[1:]
+    only = {name for a in sys.argv[1:] if a.startswith("--only=")
+            for name in a.removeprefix("--only=").split(",") if name}
+
+    def splits(lang: str) -> dict[str, list[Example]]:
+        found = load_splits(ROOT / "tests" / "corpus", lang)
+        return {k: v for k, v in found.items() if not only or k in only}
+
     console = Console(width=120)
     engine = RuleEngine.shipped()
     table = Table(title="Detection quality (shipped packs)")
@@ -67,11 +75,11 @@ def main() -> int:
                          else "right")
     problems: list[str] = []
     for lang in ("en", "fr"):
-        for split, examples in load_splits(ROOT / "tests" / "corpus", lang).items():
+        for split, examples in splits(lang).items():
             if not examples:
                 continue
             predictions = predict(engine, examples, lang)
-            if split in ("all", "blind"):
+            if split in ("all", "blind") or split in only:
                 problems += [f"{lang} {line}" for line in errors(examples, predictions)]
             for category, s in score(examples, predictions).items():
                 table.add_row(lang, f"{split} ({len(examples)})", category, str(s.tp + s.fn),
@@ -83,7 +91,7 @@ def main() -> int:
         stages.add_column(column, justify="left" if column in ("lang", "split", "stage")
                           else "right")
     for lang in ("en", "fr"):
-        for split, examples in load_splits(ROOT / "tests" / "corpus", lang).items():
+        for split, examples in splits(lang).items():
             if (split in ("all", "blind") or split.startswith("pi_dev")) and examples:
                 for stage, s in crisis_stages(engine, examples, lang).items():
                     stages.add_row(lang, f"{split} ({len(examples)})", stage, str(s.tp),
