@@ -351,9 +351,59 @@ def test_health_and_custody_of_a_child() -> None:
      "bday Priya, sweet 16 !!! 05/07/2009"),
     ("the lunch program needs his date of birth?? It's 2014-12-02", "privacy.birthdate",
      "date of birth?? It's 2014-12-02"),
+    # pi_dev4: evasion variants (look-alike letters, odd separators, pieces, words)
+    ("Text me at 4l6-SSS-Ol23 and I'll drop it off", "privacy.phone", "4l6-SSS-Ol23"),
+    ("my number changed!! it's now 416^555^0186", "privacy.phone", "416^555^0186"),
+    ("it's 613 + 555 + 0176, leave a message", "privacy.phone", "613 + 555 + 0176"),
+    ("text me for the gift 647\n555\n0121", "privacy.phone", "647\n555\n0121"),
+    ("First 3 are 905 then 555 then 0147, ask for Dana", "privacy.phone",
+     "905 then 555 then 0147"),
+    ("textez-moi au six cent treize, cinq cinq cinq, zéro cent quarante-deux svp",
+     "privacy.phone", "six cent treize, cinq cinq cinq, zéro cent quarante-deux"),
+    ("mom's cell: four one six, five fifty-five, oh one two four", "privacy.phone",
+     "four one six, five fifty-five, oh one two four"),
+    ("Emmett, DOB: o1/1o/2o17, grade 1", "privacy.birthdate", "DOB: o1/1o/2o17"),
+    ("it's Maddie's bday, she'll be 7 on the 22nd of October", "privacy.birthdate",
+     "'ll be 7 on the 22nd of October"),
+    ("his OEN is 3O4 l92 876 if that helps", "privacy.student-number", "3O4 l92 876"),
+    ("OEN four five two, one one eight, nine zero three — can you check", "privacy.student-number",
+     "four five two, one one eight, nine zero three"),
+    ("my postal code is M6Z OV3 for the jersey", "privacy.postal-code", "M6Z OV3"),
+    ("ashley.m.rowe hotmail com — for the grad committee", "privacy.email",
+     "ashley.m.rowe hotmail com"),
+    ("my gmail is karen.lebl4nc so reach out there", "privacy.email", "gmail is karen.lebl4nc"),
+    ("d a n n y p 1 2 at o u t l o o k dot com — Danny's dad", "privacy.email",
+     "d a n n y p 1 2 at o u t l o o k dot com"),
+    ("drop it at 4 0 2  W i l l o w  L a n e, thanks", "privacy.street-address",
+     "drop it at 4 0 2  W i l l o w  L a n e"),
+    ("the yellow house at number 12 on Birch, that's where Owen lives",
+     "privacy.street-address", "number 12 on Birch"),
+    ("We live on Maplewood Drive. Number 87, drop off the mittens", "privacy.street-address",
+     "Drive. Number 87"),
+    ("our farm is at Lot 14, Concession 6, just past the church", "privacy.street-address",
+     "Lot 14, Concession 6"),
+    ("on reste au quarante-deux, rue Lajoie, la maison brune", "privacy.street-address",
+     "quarante-deux, rue Lajoie"),
 ])
 def test_shapes_of_personal_information(text: str, rule: str, evidence: str) -> None:
     assert _personal(text)[rule] == evidence
+
+
+@pytest.mark.parametrize("text", [
+    "Thank you Luigi's Pizzeria at 45 Main St for sponsoring the carnival",
+    "Merci à la Pizzeria Luigi au 45 rue Main pour les 30 pizzas",
+    "School voicemail is 416-555-0110, press 1 for attendance",
+    "he is number 7 on the team this year",
+    "one two three four five six seven eight nine ten, count with us!",
+    "class 4b and 2b go to the gym at 10:30, then 5b at 11:15",
+])
+def test_look_alikes_of_the_fourth_round_are_not_personal(text: str) -> None:
+    assert not {r for r in _personal(text) if r.startswith("privacy.")}
+
+
+def test_a_business_address_is_still_personal_where_someone_lives_there() -> None:
+    found = _personal("we live above the bakery, 12 Queen St, come by anytime")
+    assert found["privacy.street-address"] == "12 Queen St"
 
 
 def test_a_school_anniversary_is_not_a_birthdate() -> None:

@@ -2,13 +2,14 @@
 
 They read the *folded* view — zero-width characters and full-width digits removed,
 but digits and punctuation intact — because leetspeak decoding would turn a phone
-number into letters.  Every pattern is RE2 (linear time), except one Python `re`
-substitution of a single character with one-character lookarounds, which RE2 lacks
-(a letter o between digits read as a zero), linear as well.
+number into letters.  Every pattern is RE2 (linear time), except a few Python `re`
+substitutions with fixed-width lookarounds, which RE2 lacks (look-alike letters read as
+digits, odd separators between digit groups, spaced-out letters joined), linear as well.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -50,6 +51,94 @@ def _said_public(program: Any, text: str, start: int, end: int) -> bool:
     return patterns.found(program, text[max(0, start - _CONTEXT) : end])
 
 
+# Letters that stand in for digits ("4l6-SSS-Ol23", "DOB o1/1o/2o17", "OEN 3O4 l92 876"):
+# inside a token that also holds a digit, or a 3-4 letter token between two digit
+# groups ("416 sss 0123"), they are read as digits.  Same length, so spans map back.
+_LOOKALIKE = str.maketrans("olisbz", "011582")
+_LOOKALIKE_HINT = r"[0-9][olisbz]|[olisbz][0-9]|[0-9][^a-z0-9\n]{1,3}[olisbz]{3}"
+_LOOKALIKE_GATE = re.compile(_LOOKALIKE_HINT)  # the prefilter uses the same as RE2
+_TOKEN = re.compile(r"[a-z0-9]+")
+_DIGIT_LIKE = frozenset("0123456789olisbz")
+
+
+@functools.lru_cache(maxsize=512)
+def digitized(text: str) -> str:
+    """`text` with look-alike letters read as digits where they sit among digits."""
+    if not _LOOKALIKE_GATE.search(text):
+        return text
+    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    chars = list(text)
+    for i, (start, end) in enumerate(tokens):
+        word = text[start:end]
+        if not _DIGIT_LIKE.issuperset(word) or word.isdigit():
+            continue
+        if any(c.isdigit() for c in word):
+            pass
+        elif not (3 <= len(word) <= 4 and 0 < i < len(tokens) - 1
+                  and _digit_group(text, tokens[i - 1], start)
+                  and _digit_group(text, tokens[i + 1], end, after=True)):
+            continue
+        chars[start:end] = word.translate(_LOOKALIKE)
+    return "".join(chars)
+
+
+def _digit_group(text: str, token: tuple[int, int], edge: int, after: bool = False) -> bool:
+    """Whether `token` holds a digit and only separators lie between it and `edge`."""
+    start, end = token
+    gap = text[edge:start] if after else text[end:edge]
+    return (len(gap) <= 3 and not any(c.isalnum() for c in gap)
+            and any(c.isdigit() for c in text[start:end]))
+
+
+# "416^555^0186", "613 + 555 + 0176", "289\555\0177", "905|555|0110", "647:555:0117",
+# a line break inside a number: separators the phone matcher does not know, between
+# digit groups only ("3:15" stays a time), made dashes or spaces (same length)
+_ODD_SEPARATOR = re.compile(r"(?<=[0-9]{3})(\s?)[~^|:+\\](\s?)(?=[0-9]{3})")
+_LINE_BREAK = re.compile(r"(?<=[0-9\-])\n(?=[0-9])")
+
+
+def _digit_separators(text: str) -> str:
+    if "\n" in text:
+        text = _LINE_BREAK.sub(" ", text)
+    return _ODD_SEPARATOR.sub(lambda m: f"{m.group(1)}-{m.group(2)}", text)
+
+
+# Letters spaced out one at a time ("4 0 2  w i l l o w  l a n e", "d a n n y p 1 2 at
+# o u t l o o k dot com"): single spaces between single characters dropped, runs of
+# spaces made one; with a map back to the original offsets
+_SPACED_OUT = re.compile(r"(?:(?<![a-z0-9])[a-z0-9] ){3,}[a-z0-9](?![a-z0-9])")
+_SPACED_OUT_HINT = r"(?:^|[^a-z0-9])(?:[a-z0-9] ){3,}[a-z0-9](?:[^a-z0-9]|$)"  # RE2
+
+
+def despaced(text: str) -> tuple[str, list[int]] | None:
+    """`text` with spaced-out letters joined, and the original index of each character;
+    None when nothing is spaced out."""
+    if not _SPACED_OUT.search(text):
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        c = text[i]
+        if c == " ":
+            j = i
+            while j < n and text[j] == " ":
+                j += 1
+            single_before = i > 0 and text[i - 1].isalnum() and (i < 2 or not text[i - 2].isalnum())
+            single_after = (j < n and text[j].isalnum()
+                            and (j + 1 >= n or not text[j + 1].isalnum()))
+            if not (j - i == 1 and single_before and single_after):
+                out.append(" ")
+                starts.append(i)
+            i = j
+            continue
+        out.append(c)
+        starts.append(i)
+        i += 1
+    return "".join(out), starts
+
+
 class _RegexDetector(Detector):
     """Base: one RE2 program over the folded view; the first hit is the evidence.
 
@@ -60,6 +149,8 @@ class _RegexDetector(Detector):
     source: str = ""
     public_before: str = ""
     score: float = 1.0
+    lookalike_digits = False  # also read look-alike letters among digits as digits
+    spaced_out = False  # also read letters spaced out one at a time as words
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
@@ -67,13 +158,37 @@ class _RegexDetector(Detector):
         self._public = _program(self.public_before) if self.public_before else None
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("folded", (self.source,))
+        hints = ((_LOOKALIKE_HINT,) if self.lookalike_digits else ()) + (
+            (_SPACED_OUT_HINT,) if self.spaced_out else ())
+        return Prefilter("folded", (self.source, *hints))
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
-        for start, end in patterns.spans(self._program, view.text):
-            if not self.is_public(view.text, start, end):
-                return [ctx.match(view, start, end, self.score)]
+        for text in self._readings(view.text):
+            for start, end in patterns.spans(self._program, text):
+                if not self.is_public(text, start, end):
+                    return [ctx.match(view, start, end, self.score)]
+        return self._despaced(ctx)
+
+    def _readings(self, text: str) -> list[str]:
+        """The folded text, then (same length) with look-alike digits read as digits."""
+        if self.lookalike_digits:
+            other = digitized(text)
+            if other is not text:
+                return [text, other]
+        return [text]
+
+    def _despaced(self, ctx: Context) -> list[Match]:
+        view = ctx.norm.folded
+        joined = despaced(view.text) if self.spaced_out else None
+        if joined is None:
+            return []
+        text, starts = joined
+        for start, end in patterns.spans(self._program, text):
+            if not self.is_public(text, start, end):
+                o_start = starts[start]
+                o_end = starts[end - 1] + 1 if end > start else o_start
+                return [ctx.match(view, o_start, o_end, self.score)]
         return []
 
     def is_public(self, text: str, start: int, end: int) -> bool:
@@ -84,20 +199,28 @@ _PROVIDERS = (
     r"g\s?mail|hot\s?mail|yahoo|outlook|icloud|live|msn|proton|protonmail|aol|rogers|bell"
     r"|sympatico|videotron|cogeco|shaw|telus|sapo|orange|free|laposte|gmx|yandex"
 )
-_TLDS = r"com|ca|net|org|edu|me|io|fr|qc|uk|co|pt|be|ch|info"
+_TLDS = r"com|ca|net|org|edu|me|io|fr|qc|uk|co|pt|be|ch|info|c0m"
 _AT = (
     r"\(at\)|\[at\]|\{at\}|\sat\s|\(a\)|\(@\)|\[@\]|\s?\[?(?:arobase?|arobas|arrobe|arroba)\]?\s"
+    r"|\sa commercial\s|[({\[]chez[)}\]]"
 )
 _DOT = (
-    r"\(dot\)|\[dot\]|\{dot\}|\sdot\s|\(\.\)|\(point\)|\s\[?point\]?\s|\spunto\s|\spt\s|\."
+    r"\(dot\)|\[dot\]|\{dot\}|\sdot\s|\(\.\)|\(point\)|\{point\}|\s\[?point\]?\s|\spunto\s|\spt\s|\."
 )
 _EMAIL = (
-    r"[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
+    r"[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:[a-z]{2,}|c0m)"
     # spaced out to get past a platform's filter: "kpatel @ rogers . com"
     rf"|[a-z0-9._%+\-]+\s?@\s?[a-z0-9\-]+(?:\s?\.\s?[a-z0-9\-]+)*\s?\.\s?(?:{_TLDS})\b"
     rf"|[a-z0-9._\-]+\s*(?:{_AT})\s*[a-z0-9\-]+\s*(?:{_DOT})\s*(?:{_TLDS})\b"
     # "jenna dot mcd at gmail", "emmawilson2010 at gmail": a mail provider makes it one
-    rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT}|\schez\s)\s*(?:{_PROVIDERS})\b"
+    rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT}|\s\(?chez\s)\s*(?:{_PROVIDERS})\b"
+    # without the @: "ashley.m.rowe hotmail com"
+    rf"|[a-z0-9._\-]{{3,}}\s+(?:{_PROVIDERS})\s+(?:{_TLDS})\b"
+    # the provider named, the address given as a user name: "my gmail is karen.lebl4nc",
+    # "mon gmail c'est mlabelle2011", "on my yahoo, it's mike_the_dad_73", "my email is
+    # bcd.pham": a user name with a digit, a dot or an underscore
+    rf"|\b(?:{_PROVIDERS}|e-?mail|courriel)(?:\s+address|\s+adresse)?,?\s+(?:is|it'?s|c'?est|:)"
+    r"\s+(?:just\s+)?[a-z0-9]*(?:[0-9_]|[a-z0-9]\.[a-z0-9])[a-z0-9._\-]*"
     # one character at a time: "c h l o e 2 0 1 1 at hotmail"
     rf"|(?:[a-z0-9]\s){{3,}}[a-z0-9]\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
 )
@@ -116,22 +239,28 @@ class EmailDetector(_RegexDetector, name="email_address"):
     """Email addresses, including 'name (at) gmail (dot) com' spellings."""
 
     source = _EMAIL
+    spaced_out = True
 
     def detect(self, ctx: Context) -> list[Match]:
         # an address on the board's own domains (allowed_domains) is a public staff or
         # office address, posted so families can reach the school: not personal
         view = ctx.norm.folded
         for start, end in patterns.spans(self._program, view.text):
-            local, _, domain = view.text[start:end].rpartition("@")
-            if _LOCAL_PART_SEPARATORS.split(local.strip())[0] in _ROLE_MAILBOXES:
-                continue
-            if not in_domains(domain.strip(), self.env.allowed_domains):
+            if not self.is_public(view.text, start, end):
                 return [ctx.match(view, start, end, self.score)]
-        return []
+        return self._despaced(ctx)
+
+    def is_public(self, text: str, start: int, end: int) -> bool:
+        local, _, domain = text[start:end].rpartition("@")
+        if _LOCAL_PART_SEPARATORS.split(local.strip())[0] in _ROLE_MAILBOXES:
+            return True
+        return bool(domain) and in_domains(domain.strip(), self.env.allowed_domains)
 
 
 _POSTAL = (
     r"\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz][ \-]?[0-9][abceghjklmnprstvwxyz][0-9]\b"
+    # a letter o for a zero: "M6Z OV3" (the detector wants a real digit in it too)
+    r"|\b[abceghjklmnprstvxy][0-9o][abceghjklmnprstvwxyz][ \-]?[0-9o][abceghjklmnprstvwxyz][0-9o]\b"
     # "K2P.1L4", "M5V / 3L9", "P0M, 1A0", "K7L then 3N6", "L 5 B 2 T 7"
     r"|\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz]\s*(?:[.,/]|\s(?:then|puis|apres|"
     r"après|c'?est|c)\s)\s*[0-9][abceghjklmnprstvwxyz][0-9]\b"
@@ -144,6 +273,11 @@ class PostalCodeDetector(_RegexDetector, name="postal_code"):
 
     source = _POSTAL
     public_before = _SCHOOL_PLACE
+
+    def is_public(self, text: str, start: int, end: int) -> bool:
+        # the o-for-zero shape must still hold a digit: "bob oxo" is no postal code
+        return (not any(c.isdigit() for c in text[start:end])
+                or super().is_public(text, start, end))
 
 
 _STREET_EN = (
@@ -166,8 +300,9 @@ _UNITS = r"one|two|three|four|five|six|seven|eight|nine"
 _HOUSE_WORDS = (
     rf"(?:ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
     rf"|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s\-](?:{_UNITS}))?"
-    rf"|vingt(?:[\s\-](?:et[\s\-])?(?:un|deux|trois|quatre|cinq|six|sept|huit|neuf))?"
-    rf"|dix|onze|douze|treize|quatorze|quinze|seize|trente|quarante|cinquante)"
+    rf"|(?:vingt|trente|quarante|cinquante|soixante)"
+    rf"(?:[\s\-](?:et[\s\-])?(?:un|deux|trois|quatre|cinq|six|sept|huit|neuf))?"
+    rf"|dix|onze|douze|treize|quatorze|quinze|seize)"
 )
 _HOUSE = rf"(?:[0-9]{{1,5}}(?:-?[a-z])?|{_HOUSE_WORDS})"
 # Endings of street names ("cedarvale", "ridgeview", "carlton") and words that end
@@ -184,11 +319,42 @@ _NOT_STREETS = frozenset((
     "battlefield", "downhill", "uphill", "firewood", "hollywood", "plywood", "driftwood",
     "milestone", "gemstone", "keystone", "headstone", "limestone", "overview", "preview",
     "review", "interview", "rewrite", "kingdom", "minecraft", "freedom", "wisdom",
+    # "number 7 on the team", "numéro 12 sur la liste": no street after "on"
+    "the", "his", "her", "their", "our", "your", "my", "les", "son", "ses", "mon", "mes",
+    "notre", "votre", "leur", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi",
+    "dimanche", "team", "roster", "list", "liste", "jersey", "chandail", "waitlist",
 ))
+# A business, venue or public building named just before an address: its address is
+# public ("thanks to Luigi's Pizzeria at 45 Main St", "Centre communautaire, 1055 rue
+# Laurier"), unless the words around say someone lives there
+_BUSINESS_BEFORE = _program(
+    r"\b(?:pizzeria|pizza|restaurant|cafe|clinic|clinique|hardware|sportsplex|arena|centre"
+    r"|center|theatre|caisse|inc|ltd|store|magasin|pharmacy|pharmacie|library|bibliotheque"
+    r"|church|eglise|legion|hall|salle|community|communautaire|plaza|mall|hotel|dentist"
+    r"|dental|ymca|bank|banque|museum|musee|studio|dealership|bakery|boulangerie"
+    r"|depanneur)\b"
+)
+_HOME_WORDS = _program(
+    r"\b(?:live|lives|living|house|place|apartment|apt|maison|habite|habitons|reste"
+    r"|restons|chez (?:nous|moi|eux|elle|lui|sa|son|ses|ma|mon|mes)|our|my|mon|ma|notre"
+    r"|grandma'?s?|grandpa'?s?|grand-mere|grand-pere|aunt'?s?|tante)\b"
+)
+_BUSINESS_CONTEXT = 30
 _ADDRESS = (
     rf"\b{_HOUSE},?\s+(?:(?:[a-z][a-z'.\-]*|[0-9]{{1,2}}(?:st|nd|rd|th))\s+){{1,3}}"
     rf"(?:{_STREET_EN})\b\.?"
     rf"|\b{_HOUSE},?\s+(?:{_CONCESSION})\b"
+    # the number named as such: "civic number 2281", "townhouse 22", "number 12 on birch",
+    # "birch cres, number 12", "maplewood drive. number 87", "rue laurier, numéro 221",
+    # "the last house on fernhill, #19", "lot 14, concession 6"
+    r"|\b(?:civic|house|door)\s+(?:number|no\.?|#)\s*[0-9]{1,5}\b"
+    r"|\btownhouse\s*#?\s*[0-9]{1,4}\b|\bmaisons? de ville\b[^.!?\n]{0,30}\bunite\s*[0-9]{1,4}\b"
+    r"|\b(?:number|numero|no\.)\s*[0-9]{1,5}\s+(?:on|sur)\s+[a-z]{3,}"
+    rf"|\b(?:{_STREET_EN}|{_STREET_FR})\b\.?,?\s+(?:number|numero|no\.?|#)\s*[0-9]{{1,5}}\b"
+    rf"|\b(?:{_STREET_FR})\s+[a-z'\-]{{3,}}(?:\s[a-z'\-]+)?,\s*(?:numero|no\.?|#)\s*[0-9]{{1,5}}\b"
+    r"|\b(?:house|maison)\s+(?:on|sur)\s+[a-z'\-]{3,},?\s*#\s*[0-9]{1,5}\b"
+    r"|\blot\s+[0-9]{1,3},?\s+(?:concession|con\.?|conc\.?)\s+[0-9]{1,2}\b"
     rf"|\b{_HOUSE},?\s+(?:{_STREET_FR})\.?\s+[a-z'\-]+"
     rf"|\b[0-9]{{1,5}}(?:-?[a-z])?,\s+[0-9]{{1,2}}e\s+(?:{_STREET_FR})\b"
     # "the corner of Elm and 3rd Ave", "au coin de King pis Notre-Dame"
@@ -219,12 +385,20 @@ class StreetAddressDetector(_RegexDetector, name="street_address"):
     source = _ADDRESS
     public_before = _SCHOOL_PLACE
     score = 0.9
+    lookalike_digits = True
+    spaced_out = True
 
     def is_public(self, text: str, start: int, end: int) -> bool:
         # "on 4 badminton courts", "2e place au tournoi": words that only look like streets
         hit = text[start:end]
-        return (hit.rsplit(None, 1)[-1] in _NOT_STREETS or patterns.found(_RANKING, hit)
-                or super().is_public(text, start, end))
+        words = hit.split()
+        if not words or words[-1].strip(".,") in _NOT_STREETS or patterns.found(_RANKING, hit):
+            return True
+        before = text[max(0, start - _BUSINESS_CONTEXT) : start]
+        if patterns.found(_BUSINESS_BEFORE, before) and not patterns.found(
+                _HOME_WORDS, text[max(0, start - _CONTEXT) : end]):
+            return True
+        return super().is_public(text, start, end)
 
 
 _OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|$)"
@@ -234,14 +408,23 @@ _OEN = r"(?:^|[^0-9\-])([0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}|[0-9]{9})(?:[^0-9\-]|
 # everywhere (scores, prices), so the words around them are what makes them identifiers.
 _SCHOOL_ID = (
     r"\b(?:student|stu\.?|id|health|ohip)\s*(?:number|no\.?|num|id|#|card(?:\s*number)?)"
-    r"(?:[^0-9\n]{0,25})\b([a-z]?[0-9][0-9\- ]{3,11}[0-9])\b"
+    r"(?:[^0-9\n]{0,25})\b([a-z]?/?[0-9][0-9\-/ ]{3,11}[0-9])\b"
     # the OEN named as such, its nine digits grouped any way: "oen 55 4321 098"
-    r"|\b(?:oen|ontario education number|ed number|education number|numero d'immatriculation)"
-    r"\b[^0-9\n]{0,20}((?:[0-9][\s\-]{0,3}){8}[0-9])\b"
+    r"|\b(?:oen|niso|ontario education number|ed number|education number"
+    r"|numero d'immatriculation)\b[^0-9\n]{0,20}((?:[0-9][\s\-./]{0,3}){8}[0-9])\b"
     r"|\b(?:num(?:ero)?|no\.?|#|carte|fiche|dossier)\s*(?:d\W?\s*|de\s+|du\s+)?"
     r"(?:eleve|etudiant|etudiante|fiche|dossier)(?:[^0-9\n]{0,25})\b([0-9][0-9\- ]{3,11}[0-9])\b"
     r"|\b(?:matricule|code\s*perm(?:anent)?)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9]|[a-z]{4}\s?[0-9]{4}\s?[0-9]{4})\b"
     r"|\b([a-z]{4}[0-9]{8})\b"
+)
+
+
+_OEN_WORDS = (
+    r"\b(?:oen|niso|ontario education number|numero d'immatriculation(?: scolaire)?"
+    r"(?: de l'?\s*ontario)?)\b[^0-9\n]{0,20}?\b((?:(?:zero|oh|one|two|three|four|five|six"
+    r"|seven|eight|nine|un|deux|trois|quatre|cinq|sept|huit|neuf)[\s,.\-]{1,3}){8}"
+    r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|un|deux|trois|quatre|cinq"
+    r"|sept|huit|neuf))\b"
 )
 
 
@@ -252,19 +435,33 @@ class StudentNumberDetector(Detector, name="student_number"):
         super().__init__(params, env)
         self._program = re2.compile(_OEN, options(capture=True))
         self._school_id = re2.compile(_SCHOOL_ID, options(capture=True))
+        self._oen_words = re2.compile(_OEN_WORDS, options(capture=True))
+        self._digit_token = _program(_DIGIT_TOKEN)
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("folded", (_OEN, _SCHOOL_ID))
+        return Prefilter("folded", (_OEN, _SCHOOL_ID, _OEN_WORDS, _LOOKALIKE_HINT))
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
-        m = self._program.search(view.text)
-        if m:
-            return [ctx.match(view, m.start(1), m.end(1))]
-        m = self._school_id.search(view.text)
-        if m:
-            group = next(g for g in range(1, len(m.groups()) + 1) if m.group(g))
-            return [ctx.match(view, m.start(group), m.end(group))]
+        # look-alike letters read as digits too: "oen is 3O4 l92 876" (same length)
+        for text in dict.fromkeys((view.text, digitized(view.text))):
+            m = self._program.search(text)
+            if m:
+                return [ctx.match(view, m.start(1), m.end(1))]
+            m = self._school_id.search(text)
+            if m:
+                group = next(g for g in range(1, len(m.groups()) + 1) if m.group(g))
+                return [ctx.match(view, m.start(group), m.end(group))]
+        return self._spelled_oen(ctx)
+
+    def _spelled_oen(self, ctx: Context) -> list[Match]:
+        """An OEN named as such and spelled out: "oen four five two, one one eight…"."""
+        view = ctx.norm.folded
+        for m in self._oen_words.finditer(view.text):
+            run = view.text[m.start(1) : m.end(1)]
+            tokens = [run[a:b] for a, b in patterns.spans(self._digit_token, run)]
+            if len(_spelled_digits(tokens)) == 9:
+                return [ctx.match(view, m.start(1), m.end(1))]
         return []
 
 
@@ -276,7 +473,7 @@ _MONTHS = (
 )
 _MONTHS_SHORT = r"jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _DATE = (
-    r"[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:19|20)?[0-9]{2}"
+    r"[0-9]{1,2}[/.\-·][0-9]{1,2}[/.\-·](?:19|20)?[0-9]{2}"
     rf"|(?:{_MONTHS_SHORT})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*'[0-9]{{2}}"
     r"|(?:19|20)[0-9]{2}[/.\-][0-9]{1,2}[/.\-][0-9]{1,2}"
     rf"|(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\s*(?:19|20)[0-9]{{2}})?"
@@ -303,6 +500,16 @@ _BIRTH = (
     # "ur birthday is the same as mine!! nov 3 2011", "nov 3 2011 is her birthday"
     rf"|\b(?:{_BIRTH_WORDS})\b[^\n]{{0,60}}?\b{_BIRTH_YEAR_DATE}\b"
     rf"|\b{_BIRTH_YEAR_DATE}\b[^\n]{{0,40}}?\b(?:{_BIRTH_WORDS})\b"
+    # an age and the day it is reached: "she'll be 7 on the 22nd of october", "turns 9
+    # next tuesday the 14th", "fête ses 9 ans mardi prochain le 14"
+    rf"|\b(?:turns?|turning|'ll be|will be|fete ses|aura)\s+[0-9]{{1,2}}(?:\s+ans)?\s+(?:on\s+)?"
+    rf"(?:(?:the\s+|le\s+)?[0-9]{{1,2}}(?:st|nd|rd|th|er)?\s+(?:of\s+)?(?:{_MONTHS})\b"
+    r"|(?:next\s+|this\s+|ce\s+)?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    r"|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)(?:\s+prochain)?,?\s+(?:the\s+|le\s+)?"
+    r"[0-9]{1,2}(?:st|nd|rd|th|er)?\b)"
+    # the year in words: "born on the twenty-first of january two thousand fourteen"
+    rf"|\b(?:born|nee?s?)\b[^.!?\n]{{0,40}}?\b(?:{_MONTHS})\b[^.!?\n]{{0,12}}?"
+    r"\b(?:two thousand|deux mille)\b"
 )
 
 
@@ -310,6 +517,7 @@ class BirthdateDetector(_RegexDetector, name="birthdate"):
     """A date of birth: a date within a few words of born/DOB/birthday/né le/date de naissance."""
 
     source = _BIRTH
+    lookalike_digits = True
 
 
 class PhoneParams(Params):
@@ -317,9 +525,9 @@ class PhoneParams(Params):
 
 
 _PHONE_HINT = (
-    r"[0-9](?:[\s().\-+*/_•·]{0,3}[0-9]){6}"
-    # with a letter o for a zero inside, but digits at both ends ("sooooo" is no number)
-    r"|[0-9](?:[\s().\-+*/_•·]{0,3}[0-9o]){5,}[\s().\-+*/_•·]{0,3}[0-9]"
+    r"[0-9](?:[\s().\-+*/_•·~^|:\\]{0,3}[0-9]){6}"
+    # with look-alike letters inside ("4l6-sss-ol23"), but digits at both ends
+    r"|[0-9](?:[\s().\-+*/_•·~^|:\\]{0,3}[0-9olisbz]){5,}[\s().\-+*/_•·~^|:\\]{0,3}[0-9]"
 )
 # "416/555/0128", "705*555*0141": separators the matcher does not know, made dashes
 # (same length, so spans still map back to the original)
@@ -355,10 +563,23 @@ _DIGIT_WORDS = {
     "six": "6", "seven": "7", "eight": "8", "nine": "9", "un": "1", "deux": "2",
     "trois": "3", "quatre": "4", "cinq": "5", "sept": "7", "huit": "8", "neuf": "9",
 }
+# Tens and teens, read as whole numbers: "six cent treize, cinq cinq cinq, zéro cent
+# quarante-sept" is 613 555 0147, "four one six, five fifty-five, oh one two four" is
+# 416 555 0124 ("quatre-vingt" is one token: 80)
+_NUMBER_WORDS = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90, "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14,
+    "quinze": 15, "seize": 16, "vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50,
+    "soixante": 60, "quatre-vingt": 80, "quatre-vingts": 80, "quatre vingt": 80,
+}
+_HUNDREDS = frozenset(("hundred", "cent", "cents"))
 _DIGIT_TOKEN = "[0-9]|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
 _REPEATS = {"double": 2, "triple": 3}  # "triple five" is 555
-_SPELLED_TOKEN = _DIGIT_TOKEN + "|double|triple"
-_SPELLED = rf"\b(?:(?:{_SPELLED_TOKEN})[\s,.\-]{{0,3}}){{7,}}(?:{_DIGIT_TOKEN})"
+_SPELLED_TOKEN = ("|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + "|"
+                  + _DIGIT_TOKEN + "|double|triple|hundred|cents?")
+_SPELLED = rf"\b(?:(?:{_SPELLED_TOKEN})(?:[\s,.\-]|\bet\b){{0,4}}){{6,}}(?:{_SPELLED_TOKEN})\b"
 # A number that is clearly given as a phone number though it has a digit too many or
 # too few ("my number's 416-555-01123", "tel maison : 613-555-01466")
 _NAMED_NUMBER = (
@@ -373,23 +594,70 @@ _INTERNATIONAL = r"(?:\+|\b00)[1-9](?:[\s.\-]?[0-9]){7,13}\b|\b0[1-9](?:[\s.\-]?
 # school at …" is a parent's own number), nor an extension (a parent's work line).
 _PUBLIC_BEFORE = (
     r"\b(?:fax|telecopieur|(?:school|school's|the|front|main) office|office number"
-    r"|school(?:'s)? (?:number|phone|line)|numero de l'?ecole|reception|secretariat"
+    r"|school(?:'s)? (?:number|phone|line|voicemail)|numero de l'?ecole|joindre l'?ecole"
+    r"|reception|secretariat"
     r"|switchboard|consortium|service de garde|(?:call|phone) the school|appelez l'?ecole)\b"
 )
-# "7O5 555 O189": a letter o next to a digit is a zero (same length: spans still map)
-_O_AS_ZERO = re.compile(r"(?<=[0-9])o|o(?=[0-9])")
+# A number given in pieces: "416 555 oops my kid hit enter 0193", "first 3 are 905 then
+# 555 then 0147", "les 3 premiers c'est 613, après c'est 555 pis à la fin 0176"; a phone
+# word before it and a valid number in the region make it one
+_SPLIT_NUMBER = (
+    r"\b(?:number|num|cell|phone|call|text|txt|tel|reach me|numero|appelle[rz]?|textez"
+    r"|first|premiers)\b[^\n]{0,20}?\b([0-9]{3})\b[^0-9\n]{1,30}\b([0-9]{3})\b"
+    r"[^0-9\n]{1,30}\b([0-9]{4})\b"
+)
 
 
 def _spelled_digits(tokens: list[str]) -> str:
-    """The digits of spelled-out tokens; "double"/"triple" repeat the next one."""
+    """The digits of spelled-out tokens: "double"/"triple" repeat the next one; tens,
+    teens and hundreds make whole numbers ("fifty-five" is 55, "six cent treize" 613,
+    "quatre-vingt-dix" 90), which are written one after the other."""
     out: list[str] = []
     repeat = 1
+    number: int | None = None  # a number being built from tens and hundreds
+    open_tens = False  # the number ends in a ten a unit may still join ("fifty" + "five")
+    after_hundred = False
+
+    def flush() -> None:
+        nonlocal number, open_tens, after_hundred
+        if number is not None:
+            out.append(str(number))
+        number, open_tens, after_hundred = None, False, False
+
     for token in tokens:
+        token = token.replace(" ", "-")
         if token in _REPEATS:
+            flush()
             repeat = _REPEATS[token]
             continue
-        out.append(_DIGIT_WORDS.get(token, token) * repeat)
+        if token in _HUNDREDS:
+            number = (number or 1) * 100 if number != 0 else 100
+            open_tens, after_hundred = False, True
+            continue
+        value = _NUMBER_WORDS.get(token)
+        if value is not None:
+            if number is not None and (after_hundred or (open_tens and value < 20)):
+                number += value  # "cent quarante", "soixante-dix", "quatre-vingt-dix"
+                open_tens = value >= 20 and after_hundred
+                after_hundred = False
+            else:
+                flush()
+                number, open_tens = value, value >= 20
+            continue
+        digit = _DIGIT_WORDS.get(token, token)
+        if not digit.isdigit():
+            continue  # not a number word (the token pattern should not let one through)
+        if number is not None and (open_tens or after_hundred) and digit != "0":
+            number += int(digit)  # "fifty-five", "neuf cent cinq"
+            open_tens = after_hundred = False
+            continue
+        flush()
+        if digit == "0" or repeat > 1:
+            out.append(digit * repeat)
+        else:
+            number = int(digit)  # may be followed by "hundred"
         repeat = 1
+    flush()
     return "".join(out)
 
 
@@ -410,11 +678,12 @@ class PhoneDetector(Detector, name="phone_number"):
         self._spelled = _program(_SPELLED)
         self._token = _program(_SPELLED_TOKEN)
         self._named_number = re2.compile(_NAMED_NUMBER, options(capture=True))
+        self._split_number = re2.compile(_SPLIT_NUMBER, options(capture=True))
         self._international = _program(_INTERNATIONAL)
         self._public_before = _program(_PUBLIC_BEFORE)
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("folded", (_PHONE_HINT, _SPELLED))
+        return Prefilter("folded", (_PHONE_HINT, _SPELLED, _SPLIT_NUMBER))
 
     def _is_public(self, text: str, start: int, number: str) -> bool:
         national = _national(number)
@@ -431,7 +700,7 @@ class PhoneDetector(Detector, name="phone_number"):
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         # the matcher is slow; a phone is never that far in
-        text = _O_AS_ZERO.sub("0", view.text[:20_000].translate(_PHONE_SEPARATORS))
+        text = _digit_separators(digitized(view.text[:20_000]).translate(_PHONE_SEPARATORS))
         for m in phonenumbers.PhoneNumberMatcher(
             text, self._region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):
@@ -441,7 +710,18 @@ class PhoneDetector(Detector, name="phone_number"):
             if digits >= 10 or (digits == 7 and "-" in m.raw_string):
                 return [ctx.match(view, m.start, m.end)]
         return (self._spelled_out(ctx, text) or self._from_abroad(ctx, text)
-                or self._named(ctx, text))
+                or self._named(ctx, text) or self._in_pieces(ctx, text))
+
+    def _in_pieces(self, ctx: Context, text: str) -> list[Match]:
+        for m in self._split_number.finditer(text):
+            number = m.group(1) + m.group(2) + m.group(3)
+            try:
+                valid = phonenumbers.is_valid_number(phonenumbers.parse(number, self._region))
+            except phonenumbers.NumberParseException:
+                continue
+            if valid and not self._is_public(text, m.start(1), number):
+                return [ctx.match(ctx.norm.folded, m.start(1), m.end(3), 0.8)]
+        return []
 
     def _spelled_out(self, ctx: Context, text: str) -> list[Match]:
         for start, end in patterns.spans(self._spelled, text):
@@ -450,6 +730,8 @@ class PhoneDetector(Detector, name="phone_number"):
             if all(t.isdigit() for t in tokens):
                 continue  # plain digits: the matcher above already judged them
             digits = _spelled_digits(tokens)
+            if "123456" in digits or "987654" in digits:
+                continue  # counting out loud ("one two three four…ten"), not a number
             number = digits[:11] if digits.startswith("1") else digits[:10]
             try:
                 possible = phonenumbers.is_possible_number(phonenumbers.parse(number, self._region))
