@@ -411,7 +411,7 @@ _SCHOOL_ID = (
     r"(?:[^0-9\n]{0,25})\b([a-z]?/?[0-9][0-9\-/ ]{3,11}[0-9])\b"
     # the OEN named as such, its nine digits grouped any way: "oen 55 4321 098"
     r"|\b(?:oen|niso|ontario education number|ed number|education number"
-    r"|numero d'immatriculation)\b[^0-9\n]{0,20}((?:[0-9][\s\-./]{0,3}){8}[0-9])\b"
+    r"|numero d'immatriculation)\b[^0-9]{0,20}((?:[0-9][\s\-./]{0,3}){8}[0-9])\b"
     r"|\b(?:num(?:ero)?|no\.?|#|carte|fiche|dossier)\s*(?:d\W?\s*|de\s+|du\s+)?"
     r"(?:eleve|etudiant|etudiante|fiche|dossier)(?:[^0-9\n]{0,25})\b([0-9][0-9\- ]{3,11}[0-9])\b"
     r"|\b(?:matricule|code\s*perm(?:anent)?)(?:[^0-9\n]{0,25})\b([0-9][0-9\-]{3,11}[0-9]|[a-z]{4}\s?[0-9]{4}\s?[0-9]{4})\b"
