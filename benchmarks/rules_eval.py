@@ -92,7 +92,7 @@ def main() -> int:
                           else "right")
     for lang in ("en", "fr"):
         for split, examples in splits(lang).items():
-            if (split in ("all", "blind") or split.startswith("pi_dev")) and examples:
+            if (split in ("all", "blind", "indep") or split.startswith("pi_dev")) and examples:
                 for stage, s in crisis_stages(engine, examples, lang).items():
                     stages.add_row(lang, f"{split} ({len(examples)})", stage, str(s.tp),
                                    str(s.fp), str(s.fn), f"{s.precision:.3f}",

@@ -108,6 +108,9 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
     return rows
 
 
+INDEPENDENT_SPLIT = "indep"
+
+
 def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
     """Examples per split: dev, heldout, all (the main corpus) and blind when present.
 
@@ -129,6 +132,11 @@ def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
                        key=lambda p: (len(p.name), p.name)):  # pi_dev before pi_dev2
         name = path.name.removesuffix(f"_{language}.jsonl")
         splits[name] = load_corpus(path, split=name)
+    # written like the blind set, by an annotator given only the issue's description of
+    # the corpus and its own idea of each category; a tuning set once measured
+    independent = corpus_dir / f"{INDEPENDENT_SPLIT}_{language}.jsonl"
+    if independent.is_file():
+        splits[INDEPENDENT_SPLIT] = load_corpus(independent, split=INDEPENDENT_SPLIT)
     return splits
 
 
