@@ -107,6 +107,7 @@ _CONFUSABLES: dict[str, str] = {
     "ո": "n",
     "ı": "i",
     "ł": "l",
+    "ƒ": "f",  # and "Ƒ", which casefolds to it: "Ƒuck"
     "ø": "o",
     "đ": "d",
     "ħ": "h",

@@ -233,6 +233,12 @@ _ROLE_MAILBOXES = frozenset((
     "sports", "music", "musique", "bibliotheque", "arts",
 ))
 _LOCAL_PART_SEPARATORS = _program(r"[._\-+]")
+# words that come before "at" in a sentence, never a mailbox name before "at gmail"
+_NOT_LOCAL_PARTS = frozenset((
+    "now", "me", "us", "them", "him", "her", "it", "you", "here", "there", "up", "out",
+    "look", "is", "are", "was", "be", "open", "starts", "ends", "meet", "see", "visit",
+    "go", "online", "site", "website", "click", "available", "sale", "info", "details",
+))
 
 
 class EmailDetector(_RegexDetector, name="email_address"):
@@ -251,7 +257,10 @@ class EmailDetector(_RegexDetector, name="email_address"):
         return self._despaced(ctx)
 
     def is_public(self, text: str, start: int, end: int) -> bool:
-        local, _, domain = text[start:end].rpartition("@")
+        hit = text[start:end]
+        if "@" not in hit and hit.split(None, 1)[0] in _NOT_LOCAL_PARTS:
+            return True  # "verify now at meta-support.co", "see you at 9.30 com…": no address
+        local, _, domain = hit.rpartition("@")
         if _LOCAL_PART_SEPARATORS.split(local.strip())[0] in _ROLE_MAILBOXES:
             return True
         return bool(domain) and in_domains(domain.strip(), self.env.allowed_domains)
