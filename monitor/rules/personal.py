@@ -9,7 +9,6 @@ digits, odd separators between digit groups, spaced-out letters joined), linear 
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -61,11 +60,15 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 _DIGIT_LIKE = frozenset("0123456789olisbz")
 
 
-@functools.lru_cache(maxsize=512)
+_SECOND_READING_CHARS = 20_000  # no phone, date or address is that far into a comment
+
+
 def digitized(text: str) -> str:
-    """`text` with look-alike letters read as digits where they sit among digits."""
+    """`text` with look-alike letters read as digits where they sit among digits (the
+    first `_SECOND_READING_CHARS` characters; `text` itself when there is nothing to read)."""
     if not _LOOKALIKE_GATE.search(text):
         return text
+    text = text[:_SECOND_READING_CHARS]
     tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
     chars = list(text)
     for i, (start, end) in enumerate(tokens):
@@ -115,6 +118,7 @@ def despaced(text: str) -> tuple[str, list[int]] | None:
     None when nothing is spaced out."""
     if not _SPACED_OUT.search(text):
         return None
+    text = text[:_SECOND_READING_CHARS]
     out: list[str] = []
     starts: list[int] = []
     n = len(text)
