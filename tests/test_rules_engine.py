@@ -384,6 +384,11 @@ def test_health_and_custody_of_a_child() -> None:
      "Lot 14, Concession 6"),
     ("on reste au quarante-deux, rue Lajoie, la maison brune", "privacy.street-address",
      "quarante-deux, rue Lajoie"),
+    ("mon email c'est juste emile_2011 sur yahoo.ca", "privacy.email",
+     "emile_2011 sur yahoo.ca"),
+    ("le code de chez nous commence par K2C, après c 3P4", "privacy.postal-code",
+     "K2C, après c 3P4"),
+    ("inscription: Gabrielle Sauvé, 2010-03-14, groupe 302", "privacy.birthdate", "2010-03-14"),
 ])
 def test_shapes_of_personal_information(text: str, rule: str, evidence: str) -> None:
     assert _personal(text)[rule] == evidence
@@ -396,6 +401,8 @@ def test_shapes_of_personal_information(text: str, rule: str, evidence: str) -> 
     "he is number 7 on the team this year",
     "one two three four five six seven eight nine ten, count with us!",
     "class 4b and 2b go to the gym at 10:30, then 5b at 11:15",
+    "Giveaway! tag 3 friends and follow @win.big.canada to enter",
+    "the 2026-03-14 pi day bake sale starts at 3:14",
 ])
 def test_look_alikes_of_the_fourth_round_are_not_personal(text: str) -> None:
     assert not {r for r in _personal(text) if r.startswith("privacy.")}

@@ -218,8 +218,10 @@ _EMAIL = (
     rf"|[a-z0-9._\-]+\s*(?:{_AT})\s*[a-z0-9\-]+\s*(?:{_DOT})\s*(?:{_TLDS})\b"
     # "jenna dot mcd at gmail", "emmawilson2010 at gmail": a mail provider makes it one
     rf"|[a-z0-9._\-]{{3,}}\s*(?:@|{_AT}|\s\(?chez\s)\s*(?:{_PROVIDERS})\b"
-    # without the @: "ashley.m.rowe hotmail com"
+    # without the @: "ashley.m.rowe hotmail com", "emile_2011 sur yahoo.ca", "felix.dube a
+    # gmail pt com"
     rf"|[a-z0-9._\-]{{3,}}\s+(?:{_PROVIDERS})\s+(?:{_TLDS})\b"
+    rf"|[a-z0-9._\-]{{3,}}\s+(?:sur|on|a|à)\s+(?:{_PROVIDERS})\s*(?:{_DOT})\s*(?:{_TLDS})\b"
     # the provider named, the address given as a user name: "my gmail is karen.lebl4nc",
     # "mon gmail c'est mlabelle2011", "on my yahoo, it's mike_the_dad_73", "my email is
     # bcd.pham": a user name with a digit, a dot or an underscore
@@ -275,8 +277,9 @@ _POSTAL = (
     # a letter o for a zero: "M6Z OV3" (the detector wants a real digit in it too)
     r"|\b[abceghjklmnprstvxy][0-9o][abceghjklmnprstvwxyz][ \-]?[0-9o][abceghjklmnprstvwxyz][0-9o]\b"
     # "K2P.1L4", "M5V / 3L9", "P0M, 1A0", "K7L then 3N6", "L 5 B 2 T 7"
-    r"|\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz]\s*(?:[.,/]|\s(?:then|puis|apres|"
-    r"après|c'?est|c)\s)\s*[0-9][abceghjklmnprstvwxyz][0-9]\b"
+    r"|\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz]\s*(?:[.,/]\s*(?:(?:then|puis|apres|"
+    r"après|c'?est|c)\s+){0,2}|\s(?:(?:then|puis|apres|après|c'?est|c)\s+){1,2})\s*"
+    r"[0-9][abceghjklmnprstvwxyz][0-9]\b"
     r"|\b[abceghjklmnprstvxy] [0-9] [abceghjklmnprstvwxyz] [0-9] [abceghjklmnprstvwxyz] [0-9]\b"
 )
 
@@ -487,6 +490,7 @@ _MONTHS = (
 _MONTHS_SHORT = r"jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _DATE = (
     r"[0-9]{1,2}[/.\-·][0-9]{1,2}[/.\-·](?:19|20)?[0-9]{2}"
+    r"|[0-9]{1,2} [0-9]{1,2} (?:19|20)[0-9]{2}"
     rf"|(?:{_MONTHS_SHORT})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*'[0-9]{{2}}"
     r"|(?:19|20)[0-9]{2}[/.\-][0-9]{1,2}[/.\-][0-9]{1,2}"
     rf"|(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\s*(?:19|20)[0-9]{{2}})?"
@@ -520,6 +524,13 @@ _BIRTH = (
     r"|(?:next\s+|this\s+|ce\s+)?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)(?:\s+prochain)?,?\s+(?:the\s+|le\s+)?"
     r"[0-9]{1,2}(?:st|nd|rd|th|er)?\b)"
+    # "le 28 févr j'aurai 13 ans", "10 ans depuis le 6 décembre"
+    rf"|\b(?:{_DATE})\b[^.!?\n]{{0,20}}?\b(?:j'?\s?aurai|il aura|elle aura)\s+[0-9]{{1,2}}\s+ans\b"
+    rf"|\b[0-9]{{1,2}} ans depuis le [0-9]{{1,2}}(?:er)?\s+(?:{_MONTHS})\b"
+    # a full numeric date in a current pupil's birth years (2007-2021) needs no birthday
+    # word: school events of those years are rarely given as "2010-03-14" or "14/03/2010"
+    r"|\b20(?:0[7-9]|1[0-9]|2[01])-[01][0-9]-[0-3][0-9]\b"
+    r"|\b[0-3]?[0-9][/.][01]?[0-9][/.]20(?:0[7-9]|1[0-9]|2[01])\b"
     # the year in words: "born on the twenty-first of january two thousand fourteen"
     rf"|\b(?:born|nee?s?)\b[^.!?\n]{{0,40}}?\b(?:{_MONTHS})\b[^.!?\n]{{0,12}}?"
     r"\b(?:two thousand|deux mille)\b"
