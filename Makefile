@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/policywatch demo
 
-test: $(STAMP)
+# The acknowledgement page is tested in Debian's headless Chromium (no browser download
+# from PyPI or a CDN): installed here when missing, which needs apt-get and root
+$(VENV)/.chromium: $(STAMP)
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null; } \
+	  || { echo "make test needs Debian's chromium: apt-get install chromium (as root)"; exit 1; }
+	touch $@
+
+test: $(STAMP) $(VENV)/.chromium
 	$(BIN)/ruff check monitor connectors reports tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
