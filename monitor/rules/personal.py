@@ -9,14 +9,13 @@ digits, odd separators between digit groups, spaced-out letters joined), linear 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import phonenumbers
 import re2
 from pydantic import BaseModel, Field
 
-from monitor.rules import patterns
+from monitor.rules import patterns, readings
 from monitor.rules.detectors import (
     Context,
     Detector,
@@ -50,99 +49,6 @@ def _said_public(program: Any, text: str, start: int, end: int) -> bool:
     return patterns.found(program, text[max(0, start - _CONTEXT) : end])
 
 
-# Letters that stand in for digits ("4l6-SSS-Ol23", "DOB o1/1o/2o17", "OEN 3O4 l92 876"):
-# inside a token that also holds a digit, or a 3-4 letter token between two digit
-# groups ("416 sss 0123"), they are read as digits.  Same length, so spans map back.
-_LOOKALIKE = str.maketrans("olisbz", "011582")
-_LOOKALIKE_HINT = r"[0-9][olisbz]|[olisbz][0-9]|[0-9][^a-z0-9\n]{1,3}[olisbz]{3}"
-_LOOKALIKE_GATE = re.compile(_LOOKALIKE_HINT)  # the prefilter uses the same as RE2
-_TOKEN = re.compile(r"[a-z0-9]+")
-_DIGIT_LIKE = frozenset("0123456789olisbz")
-
-
-_SECOND_READING_CHARS = 20_000  # no phone, date or address is that far into a comment
-
-
-def digitized(text: str) -> str:
-    """`text` with look-alike letters read as digits where they sit among digits (the
-    first `_SECOND_READING_CHARS` characters; `text` itself when there is nothing to read)."""
-    if not _LOOKALIKE_GATE.search(text):
-        return text
-    text = text[:_SECOND_READING_CHARS]
-    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
-    chars = list(text)
-    for i, (start, end) in enumerate(tokens):
-        word = text[start:end]
-        if not _DIGIT_LIKE.issuperset(word) or word.isdigit():
-            continue
-        if any(c.isdigit() for c in word):
-            pass
-        elif not (3 <= len(word) <= 4 and 0 < i < len(tokens) - 1
-                  and _digit_group(text, tokens[i - 1], start)
-                  and _digit_group(text, tokens[i + 1], end, after=True)):
-            continue
-        chars[start:end] = word.translate(_LOOKALIKE)
-    return "".join(chars)
-
-
-def _digit_group(text: str, token: tuple[int, int], edge: int, after: bool = False) -> bool:
-    """Whether `token` holds a digit and only separators lie between it and `edge`."""
-    start, end = token
-    gap = text[edge:start] if after else text[end:edge]
-    return (len(gap) <= 3 and not any(c.isalnum() for c in gap)
-            and any(c.isdigit() for c in text[start:end]))
-
-
-# "416^555^0186", "613 + 555 + 0176", "289\555\0177", "905|555|0110", "647:555:0117",
-# a line break inside a number: separators the phone matcher does not know, between
-# digit groups only ("3:15" stays a time), made dashes or spaces (same length)
-_ODD_SEPARATOR = re.compile(r"(?<=[0-9]{3})(\s?)[~^|:+\\](\s?)(?=[0-9]{3})")
-_LINE_BREAK = re.compile(r"(?<=[0-9\-])\n(?=[0-9])")
-
-
-def _digit_separators(text: str) -> str:
-    if "\n" in text:
-        text = _LINE_BREAK.sub(" ", text)
-    return _ODD_SEPARATOR.sub(lambda m: f"{m.group(1)}-{m.group(2)}", text)
-
-
-# Letters spaced out one at a time ("4 0 2  w i l l o w  l a n e", "d a n n y p 1 2 at
-# o u t l o o k dot com"): single spaces between single characters dropped, runs of
-# spaces made one; with a map back to the original offsets
-_SPACED_OUT = re.compile(r"(?:(?<![a-z0-9])[a-z0-9] ){3,}[a-z0-9](?![a-z0-9])")
-_SPACED_OUT_HINT = r"(?:^|[^a-z0-9])(?:[a-z0-9] ){3,}[a-z0-9](?:[^a-z0-9]|$)"  # RE2
-
-
-def despaced(text: str) -> tuple[str, list[int]] | None:
-    """`text` with spaced-out letters joined, and the original index of each character;
-    None when nothing is spaced out."""
-    if not _SPACED_OUT.search(text):
-        return None
-    text = text[:_SECOND_READING_CHARS]
-    out: list[str] = []
-    starts: list[int] = []
-    n = len(text)
-    i = 0
-    while i < n:
-        c = text[i]
-        if c == " ":
-            j = i
-            while j < n and text[j] == " ":
-                j += 1
-            single_before = i > 0 and text[i - 1].isalnum() and (i < 2 or not text[i - 2].isalnum())
-            single_after = (j < n and text[j].isalnum()
-                            and (j + 1 >= n or not text[j + 1].isalnum()))
-            if not (j - i == 1 and single_before and single_after):
-                out.append(" ")
-                starts.append(i)
-            i = j
-            continue
-        out.append(c)
-        starts.append(i)
-        i += 1
-    return "".join(out), starts
-
-
 class _RegexDetector(Detector):
     """Base: one RE2 program over the folded view; the first hit is the evidence.
 
@@ -162,8 +68,8 @@ class _RegexDetector(Detector):
         self._public = _program(self.public_before) if self.public_before else None
 
     def prefilter(self) -> Prefilter:
-        hints = ((_LOOKALIKE_HINT,) if self.lookalike_digits else ()) + (
-            (_SPACED_OUT_HINT,) if self.spaced_out else ())
+        hints = ((readings.LOOKALIKE_HINT,) if self.lookalike_digits else ()) + (
+            (readings.SPACED_OUT_HINT,) if self.spaced_out else ())
         return Prefilter("folded", (self.source, *hints))
 
     def detect(self, ctx: Context) -> list[Match]:
@@ -177,14 +83,14 @@ class _RegexDetector(Detector):
     def _readings(self, text: str) -> list[str]:
         """The folded text, then (same length) with look-alike digits read as digits."""
         if self.lookalike_digits:
-            other = digitized(text)
+            other = readings.digitized(text)
             if other is not text:
                 return [text, other]
         return [text]
 
     def _despaced(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
-        joined = despaced(view.text) if self.spaced_out else None
+        joined = readings.despaced(view.text) if self.spaced_out else None
         if joined is None:
             return []
         text, starts = joined
@@ -253,16 +159,9 @@ class EmailDetector(_RegexDetector, name="email_address"):
     source = _EMAIL
     spaced_out = True
 
-    def detect(self, ctx: Context) -> list[Match]:
-        # an address on the board's own domains (allowed_domains) is a public staff or
-        # office address, posted so families can reach the school: not personal
-        view = ctx.norm.folded
-        for start, end in patterns.spans(self._program, view.text):
-            if not self.is_public(view.text, start, end):
-                return [ctx.match(view, start, end, self.score)]
-        return self._despaced(ctx)
-
     def is_public(self, text: str, start: int, end: int) -> bool:
+        # a role mailbox, or an address on the board's own domains (allowed_domains), is
+        # a public staff or office address posted so families can reach the school
         hit = text[start:end]
         if "@" not in hit and hit.split(None, 1)[0] in _NOT_LOCAL_PARTS:
             return True  # "verify now at meta-support.co", "see you at 9.30 com…": no address
@@ -452,15 +351,15 @@ class StudentNumberDetector(Detector, name="student_number"):
         self._program = re2.compile(_OEN, options(capture=True))
         self._school_id = re2.compile(_SCHOOL_ID, options(capture=True))
         self._oen_words = re2.compile(_OEN_WORDS, options(capture=True))
-        self._digit_token = _program(_DIGIT_TOKEN)
+        self._digit_token = _program(readings.DIGIT_TOKEN)
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("folded", (_OEN, _SCHOOL_ID, _OEN_WORDS, _LOOKALIKE_HINT))
+        return Prefilter("folded", (_OEN, _SCHOOL_ID, _OEN_WORDS, readings.LOOKALIKE_HINT))
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         # look-alike letters read as digits too: "oen is 3O4 l92 876" (same length)
-        for text in dict.fromkeys((view.text, digitized(view.text))):
+        for text in dict.fromkeys((view.text, readings.digitized(view.text))):
             m = self._program.search(text)
             if m:
                 return [ctx.match(view, m.start(1), m.end(1))]
@@ -476,7 +375,7 @@ class StudentNumberDetector(Detector, name="student_number"):
         for m in self._oen_words.finditer(view.text):
             run = view.text[m.start(1) : m.end(1)]
             tokens = [run[a:b] for a, b in patterns.spans(self._digit_token, run)]
-            if len(_spelled_digits(tokens)) == 9:
+            if len(readings.spelled_digits(tokens)) == 9:
                 return [ctx.match(view, m.start(1), m.end(1))]
         return []
 
@@ -580,30 +479,9 @@ def _national(number: str) -> str:
     return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
 
 
-# Digits spelled out to get past a platform's filter: "nine oh five, 555, zero one six
-# two", "647 five5five 0102" (English and French digit words; ten tokens at least)
-_DIGIT_WORDS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-    "six": "6", "seven": "7", "eight": "8", "nine": "9", "un": "1", "deux": "2",
-    "trois": "3", "quatre": "4", "cinq": "5", "sept": "7", "huit": "8", "neuf": "9",
-}
-# Tens and teens, read as whole numbers: "six cent treize, cinq cinq cinq, zéro cent
-# quarante-sept" is 613 555 0147, "four one six, five fifty-five, oh one two four" is
-# 416 555 0124 ("quatre-vingt" is one token: 80)
-_NUMBER_WORDS = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-    "ninety": 90, "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14,
-    "quinze": 15, "seize": 16, "vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50,
-    "soixante": 60, "quatre-vingt": 80, "quatre-vingts": 80, "quatre vingt": 80,
-}
-_HUNDREDS = frozenset(("hundred", "cent", "cents"))
-_DIGIT_TOKEN = "[0-9]|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
-_REPEATS = {"double": 2, "triple": 3}  # "triple five" is 555
-_SPELLED_TOKEN = ("|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + "|"
-                  + _DIGIT_TOKEN + "|double|triple|hundred|cents?")
-_SPELLED = rf"\b(?:(?:{_SPELLED_TOKEN})(?:[\s,.\-]|\bet\b){{0,4}}){{6,}}(?:{_SPELLED_TOKEN})\b"
+# Digits spelled out to get past a platform's filter (`readings.spelled_digits`)
+_SPELLED = (rf"\b(?:(?:{readings.SPELLED_TOKEN})(?:[\s,.\-]|\bet\b){{0,4}}){{6,}}"
+            rf"(?:{readings.SPELLED_TOKEN})\b")
 # A number that is clearly given as a phone number though it has a digit too many or
 # too few ("my number's 416-555-01123", "tel maison : 613-555-01466")
 _NAMED_NUMBER = (
@@ -632,59 +510,6 @@ _SPLIT_NUMBER = (
 )
 
 
-def _spelled_digits(tokens: list[str]) -> str:
-    """The digits of spelled-out tokens: "double"/"triple" repeat the next one; tens,
-    teens and hundreds make whole numbers ("fifty-five" is 55, "six cent treize" 613,
-    "quatre-vingt-dix" 90), which are written one after the other."""
-    out: list[str] = []
-    repeat = 1
-    number: int | None = None  # a number being built from tens and hundreds
-    open_tens = False  # the number ends in a ten a unit may still join ("fifty" + "five")
-    after_hundred = False
-
-    def flush() -> None:
-        nonlocal number, open_tens, after_hundred
-        if number is not None:
-            out.append(str(number))
-        number, open_tens, after_hundred = None, False, False
-
-    for token in tokens:
-        token = token.replace(" ", "-")
-        if token in _REPEATS:
-            flush()
-            repeat = _REPEATS[token]
-            continue
-        if token in _HUNDREDS:
-            number = (number or 1) * 100 if number != 0 else 100
-            open_tens, after_hundred = False, True
-            continue
-        value = _NUMBER_WORDS.get(token)
-        if value is not None:
-            if number is not None and (after_hundred or (open_tens and value < 20)):
-                number += value  # "cent quarante", "soixante-dix", "quatre-vingt-dix"
-                open_tens = value >= 20 and after_hundred
-                after_hundred = False
-            else:
-                flush()
-                number, open_tens = value, value >= 20
-            continue
-        digit = _DIGIT_WORDS.get(token, token)
-        if not digit.isdigit():
-            continue  # not a number word (the token pattern should not let one through)
-        if number is not None and (open_tens or after_hundred) and digit != "0":
-            number += int(digit)  # "fifty-five", "neuf cent cinq"
-            open_tens = after_hundred = False
-            continue
-        flush()
-        if digit == "0" or repeat > 1:
-            out.append(digit * repeat)
-        else:
-            number = int(digit)  # may be followed by "hundred"
-        repeat = 1
-    flush()
-    return "".join(out)
-
-
 # North American toll-free area codes (read off the digits: parsing the number again
 # to ask phonenumbers for its type cost more than the rest of the detector)
 _TOLL_FREE = frozenset(("800", "833", "844", "855", "866", "877", "888"))
@@ -700,7 +525,7 @@ class PhoneDetector(Detector, name="phone_number"):
         self._public_numbers = frozenset(_national(n) for n in (*HELPLINES,
                                                          *self.env.public_phone_numbers))
         self._spelled = _program(_SPELLED)
-        self._token = _program(_SPELLED_TOKEN)
+        self._token = _program(readings.SPELLED_TOKEN)
         self._named_number = re2.compile(_NAMED_NUMBER, options(capture=True))
         self._split_number = re2.compile(_SPLIT_NUMBER, options(capture=True))
         self._international = _program(_INTERNATIONAL)
@@ -724,7 +549,8 @@ class PhoneDetector(Detector, name="phone_number"):
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         # the matcher is slow; a phone is never that far in
-        text = _digit_separators(digitized(view.text[:20_000]).translate(_PHONE_SEPARATORS))
+        text = readings.digitized(view.text[: readings.SECOND_READING_CHARS])
+        text = readings.digit_separators(text.translate(_PHONE_SEPARATORS))
         for m in phonenumbers.PhoneNumberMatcher(
             text, self._region, leniency=phonenumbers.Leniency.POSSIBLE, max_tries=50
         ):
@@ -753,7 +579,7 @@ class PhoneDetector(Detector, name="phone_number"):
             tokens = [run[a:b] for a, b in patterns.spans(self._token, run)]
             if all(t.isdigit() for t in tokens):
                 continue  # plain digits: the matcher above already judged them
-            digits = _spelled_digits(tokens)
+            digits = readings.spelled_digits(tokens)
             if "123456" in digits or "987654" in digits:
                 continue  # counting out loud ("one two three four…ten"), not a number
             number = digits[:11] if digits.startswith("1") else digits[:10]
