@@ -111,29 +111,35 @@ class Evaluator:
         self.rules = rules
         self.mail_domain = mail_domain
 
-    def remember_recent(self, session: Session, now: datetime) -> int:
-        """Replay the stored comments of the last repeat window into the rule engine.
+    def remember_recent(self, session: Session, now: datetime, *, after_id: int = 0,
+                        skip_accounts: frozenset[str] = frozenset()) -> tuple[int, int]:
+        """Replay stored comments of the last repeat window into the rule engine; return
+        how many, and the highest stored-item id read (`after_id` when none).
 
         A restart or a configuration reload starts a new engine with an empty
-        repetition window; without this, "the same comment again" would go unnoticed
-        when its first copy came before the restart.  At most `repeat_capacity` of the
-        newest comments, oldest first; accounts no longer configured are skipped.
+        repetition window, and another worker stores the comments of the accounts it
+        polls; without this, "the same comment again" would go unnoticed when its
+        first copy came before the restart or through another worker.  Only items
+        stored after `after_id`, and not of `skip_accounts` (what this worker has just
+        evaluated itself); at most `repeat_capacity` of the newest, oldest first;
+        accounts no longer configured are skipped.  Replaying an item twice is harmless:
+        the window counts each item once.
         """
         remember = getattr(self.rules, "remember", None)
         if remember is None:
-            return 0
+            return 0, after_id
         window = timedelta(minutes=self.config.rules.repeat_window_minutes)
-        rows = session.scalars(
-            select(StoredItem)
-            .where(StoredItem.created_at >= now - window)
-            .order_by(StoredItem.created_at.desc(), StoredItem.id.desc())
-            .limit(self.config.rules.repeat_capacity)
-        ).all()
+        query = (select(StoredItem)
+                 .where(StoredItem.created_at >= now - window, StoredItem.id > after_id)
+                 .order_by(StoredItem.created_at.desc(), StoredItem.id.desc())
+                 .limit(self.config.rules.repeat_capacity))
+        rows = session.scalars(query).all()
+        last_id = max((row.id for row in rows), default=after_id)
         accounts = {a.id: a for a in self.config.accounts}
         subjects = []
         for row in reversed(rows):
             account = accounts.get(row.account_id)
-            if account is None:
+            if account is None or row.account_id in skip_accounts:
                 continue
             item = Item(
                 platform=row.platform,
@@ -146,7 +152,7 @@ class Evaluator:
             )
             school = self.config.school(account.school)
             subjects.append(item_subject(item, account, school, self.config))
-        return int(remember(subjects))
+        return int(remember(subjects)), last_id
 
     def evaluate_items(
         self,

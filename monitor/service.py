@@ -46,7 +46,10 @@ class Service:
         self.rules = rules or RuleEngine.from_settings(config.rules, base_dir=config.base_dir)
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
-        self._remembered = False  # the repetition window is replayed before the first poll
+        # stored comments are replayed into the repetition window before each poll: the
+        # last window's at the first, then what other workers stored since (by item id)
+        self._replayed_up_to: int | None = None
+        self._evaluated_accounts: frozenset[str] = frozenset()
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
         self.poller.sync()
         self.signer = AckSigner.from_config(config) if config.web.enabled else None
@@ -59,15 +62,19 @@ class Service:
     def poll_once(self, *, force: bool = False) -> tuple[CycleReport, SendReport]:
         """One monitoring cycle: poll, store, evaluate, then send what it queued.
 
-        The first cycle of a service (after a start or a reload) first replays the last
-        repeat window's stored comments into the engine, so repeats stay noticed; a CLI
-        command that never polls does not pay for it.
+        Each cycle first replays stored comments into the engine's repetition window,
+        so repeats stay noticed: the first cycle of a service (after a start or a
+        reload) the last repeat window's, later cycles what was stored since by other
+        workers (an account's lease may move between them).  A CLI command that never
+        polls does not pay for it.
         """
-        if not self._remembered:
-            with self.sessions() as session:
-                self.evaluator.remember_recent(session, self.clock())
-            self._remembered = True
+        with self.sessions() as session:
+            _, self._replayed_up_to = self.evaluator.remember_recent(
+                session, self.clock(), after_id=self._replayed_up_to or 0,
+                skip_accounts=self._evaluated_accounts)
         report = self.poller.poll_cycle(force=force)
+        # what this cycle stored it has evaluated itself: the next replay skips it
+        self._evaluated_accounts = frozenset(o.account_id for o in report.outcomes if o.new_items)
         report.outcomes.extend(self.poller.check_staleness())
         return report, self.outbox.drain()
 

@@ -243,6 +243,44 @@ def test_a_repeat_after_a_restart_is_still_noticed(tmp_path: Path, db_url: str) 
     assert repeated == ["r20"]
 
 
+def test_a_repeat_whose_first_copy_another_worker_stored_is_noticed(
+    tmp_path: Path, db_url: str
+) -> None:
+    # two live workers on one database: the account's first comment is polled by one,
+    # the same comment again by the other (as when a lease moves between them)
+    parent = {"id": "p-9", "handle": "worried_mom", "name": "Pat"}
+    text = "Is the bake sale still happening on friday or not???"
+    write_events(tmp_path / "events.jsonl",
+                 [event(m, "central-a", "comment", f"r{m}", text, author=parent)
+                  for m in (10, 20)])
+    clock = Clock(T0 + timedelta(minutes=5))
+    second = make_service(tmp_path, db_url, clock)
+    second.poll_once(force=True)  # started before anything was posted: replays nothing
+    first = make_service(tmp_path, db_url, clock)
+    clock.now = T0 + timedelta(minutes=15)
+    first.poll_once(force=True)  # stores and evaluates r10
+    clock.now = T0 + timedelta(minutes=25)
+    second.poll_once(force=True)  # catches up on r10, then sees r20: the same comment again
+    second.poll_once(force=True)  # replaying again counts nothing twice
+    with second.sessions() as s:
+        repeated = list(s.scalars(
+            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
+            .where(Finding.rule_id == "spam.repeated")))
+    first.close()
+    second.close()
+    assert repeated == ["r20"]
+
+
+def test_replaying_the_same_comment_twice_counts_it_once() -> None:
+    from monitor.rules.recent import RecentWindow
+
+    window = RecentWindow()
+    assert window.observe("k", "pat", 0.0, item="x:1") == (1, 1)
+    assert window.observe("k", "pat", 1.0, item="x:1") == (1, 1)  # the same comment replayed
+    assert window.observe("k", "pat", 2.0, item="x:2") == (2, 1)  # the same text again
+    assert window.observe("k", "sam", 3.0) == (1, 2)  # no identity: always counted
+
+
 def _settings(
     minutes: int, audience: str, protected: bool, roles: list[dict[str, Any]]
 ) -> dict[str, Any]:

@@ -26,7 +26,9 @@ T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
 def subject(text: str, lang: str = "en", kind: SubjectKind = SubjectKind.COMMENT,
             author: str = "u1", at: datetime = T0, **kw: object) -> Subject:
-    item = Item(platform="x", account_id="acc", kind=ItemKind(kind.value), external_id=text[:20],
+    # each call is its own comment: the repetition window counts an item only once
+    item = Item(platform="x", account_id="acc", kind=ItemKind(kind.value),
+                external_id=f"{text[:20]}|{author}|{at.isoformat()}",
                 author=Author(author), text=text, created_at=at) if kind.value in {
                     k.value for k in ItemKind} else None
     return Subject(kind=kind, account_id="acc", school_id="s", language=lang, text=text,

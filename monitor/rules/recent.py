@@ -5,7 +5,9 @@ comment without a database round trip.  The window is bounded in entries and in 
 so a flood cannot exhaust memory.  It does not survive a restart and is not shared
 between workers; that is why a burst's detections also carry a `group_key`, by which
 the store (`monitor.store.record_finding`) records one finding per burst and window
-whatever process saw its comments.
+whatever process saw its comments, and why a service replays stored comments into it
+(`monitor.evaluate.Evaluator.remember_recent`): sightings carry the item's identity, so
+a comment replayed twice is still counted once.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ def fingerprint(normalised_text: str) -> str:
     return hashlib.blake2b(" ".join(words).encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
+_ITEMS_PER_ENTRY = 1_000  # identities kept per key; a larger flood may count a replay twice
+
+
 @dataclass
 class _Entry:
     first_seen: float
     last_seen: float
     authors: dict[str, int] = field(default_factory=dict)
+    items: set[str] = field(default_factory=set)
 
 
 class RecentWindow:
@@ -39,14 +45,24 @@ class RecentWindow:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def observe(self, key: str, author: str, at: float | None = None) -> tuple[int, int]:
-        """Record one sighting; return (times this author sent it, distinct authors)."""
+    def observe(self, key: str, author: str, at: float | None = None,
+                item: str | None = None) -> tuple[int, int]:
+        """Record one sighting; return (times this author sent it, distinct authors).
+
+        `item` identifies the comment: a second sighting of the same item (a replay of
+        a comment this window has already seen) changes no count.
+        """
         now = time.time() if at is None else at
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or now - entry.first_seen > self.window:
                 entry = _Entry(now, now)
                 self._entries[key] = entry
+            if item is not None:
+                if item in entry.items:
+                    return entry.authors.get(author, 0), len(entry.authors)
+                if len(entry.items) < _ITEMS_PER_ENTRY:
+                    entry.items.add(item)
             entry.last_seen = now
             entry.authors[author] = entry.authors.get(author, 0) + 1
             self._entries.move_to_end(key)

@@ -83,7 +83,8 @@ class RepeatedDetector(Detector, name="repeated"):
         if len(text.strip()) < self.params.min_chars:
             return None  # "Congrats!" from thirty parents is not spam
         key = f"repeat:{ctx.subject.account_id}:{fingerprint(text)}"
-        return self._recent.observe(key, item.author.id, item.created_at.timestamp())
+        return self._recent.observe(key, item.author.id, item.created_at.timestamp(),
+                                    item=f"{item.platform}:{item.external_id}")
 
     def remember(self, ctx: Context) -> None:
         self._observe(ctx)
