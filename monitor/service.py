@@ -48,7 +48,7 @@ class Service:
         self.evaluator = Evaluator(config, self.rules, mail_domain)
         # stored comments are replayed into the repetition window before each poll: the
         # last window's at the first, then what other workers stored since (by item id)
-        self._replayed_up_to: int | None = None
+        self._replayed_up_to = 0  # the highest stored-item id replayed so far
         self._evaluated_accounts: frozenset[str] = frozenset()
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
         self.poller.sync()
@@ -70,7 +70,7 @@ class Service:
         """
         with self.sessions() as session:
             _, self._replayed_up_to = self.evaluator.remember_recent(
-                session, self.clock(), after_id=self._replayed_up_to or 0,
+                session, self.clock(), after_id=self._replayed_up_to,
                 skip_accounts=self._evaluated_accounts)
         report = self.poller.poll_cycle(force=force)
         # what this cycle stored it has evaluated itself: the next replay skips it

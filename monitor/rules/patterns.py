@@ -73,6 +73,9 @@ def compile_any(patterns: list[str], *, capture: bool = False) -> Any:
     return re2.compile(alternation(patterns), options(capture=capture))
 
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
 def _raw(program: Any) -> Any:
     """The compiled C++ RE2 object behind a `re2.compile` result, or None.
 
@@ -80,13 +83,11 @@ def _raw(program: Any) -> Any:
     object through a generator, which costs several times the match itself, and the
     engine only needs (start, end).  `_regexp.Match(anchor, bytes, pos, endpos)` is the
     call the wrapper itself makes; if a release renames it, `spans` falls back to the
-    public API (tests/test_rules_patterns.py checks both give the same spans).
+    public API (tests/test_rules_properties.py checks both give the same spans).
     """
     raw = getattr(program, "_regexp", None)
-    return raw if callable(getattr(raw, "Match", None)) else None
-
-
-_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    usable = _UNANCHORED is not None and callable(getattr(raw, "Match", None))
+    return raw if usable else None
 
 
 def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
@@ -96,10 +97,10 @@ def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
     character offsets, straight from RE2 (`_raw`); other text goes through the wrapper,
     which maps UTF-8 offsets back to characters.
     """
-    raw = _raw(program) if _UNANCHORED is not None else None
-    if raw is None or not text.isascii():
-        data: str | bytes = text.encode("ascii") if text.isascii() else text
-        for m in program.finditer(data):
+    ascii_text = text.isascii()
+    raw = _raw(program) if ascii_text else None
+    if raw is None:
+        for m in program.finditer(text.encode("ascii") if ascii_text else text):
             yield m.span()
         return
     data = text.encode("ascii")

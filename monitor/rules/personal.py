@@ -49,6 +49,13 @@ def _said_public(program: Any, text: str, start: int, end: int) -> bool:
     return patterns.found(program, text[max(0, start - _CONTEXT) : end])
 
 
+def _digit_readings(text: str) -> list[str]:
+    """The folded text, then (same length) with look-alike letters read as digits, when
+    that reads differently."""
+    other = readings.digitized(text)
+    return [text] if other == text else [text, other]
+
+
 class _RegexDetector(Detector):
     """Base: one RE2 program over the folded view; the first hit is the evidence.
 
@@ -74,19 +81,12 @@ class _RegexDetector(Detector):
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
-        for text in self._readings(view.text):
+        for text in _digit_readings(view.text) if self.lookalike_digits else [view.text]:
             for start, end in patterns.spans(self._program, text):
                 if not self.is_public(text, start, end):
                     return [ctx.match(view, start, end, self.score)]
         return self._despaced(ctx)
 
-    def _readings(self, text: str) -> list[str]:
-        """The folded text, then (same length) with look-alike digits read as digits."""
-        if self.lookalike_digits:
-            other = readings.digitized(text)
-            if other is not text:
-                return [text, other]
-        return [text]
 
     def _despaced(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
@@ -172,9 +172,8 @@ class EmailDetector(_RegexDetector, name="email_address"):
 
 
 _POSTAL = (
-    r"\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz][ \-]?[0-9][abceghjklmnprstvwxyz][0-9]\b"
-    # a letter o for a zero: "M6Z OV3" (the detector wants a real digit in it too)
-    r"|\b[abceghjklmnprstvxy][0-9o][abceghjklmnprstvwxyz][ \-]?[0-9o][abceghjklmnprstvwxyz][0-9o]\b"
+    # a letter o may stand for a zero: "M6Z OV3" (the detector wants a real digit in it)
+    r"\b[abceghjklmnprstvxy][0-9o][abceghjklmnprstvwxyz][ \-]?[0-9o][abceghjklmnprstvwxyz][0-9o]\b"
     # "K2P.1L4", "M5V / 3L9", "P0M, 1A0", "K7L then 3N6", "L 5 B 2 T 7"
     r"|\b[abceghjklmnprstvxy][0-9][abceghjklmnprstvwxyz]\s*(?:[.,/]\s*(?:(?:then|puis|apres|"
     r"après|c'?est|c)\s+){0,2}|\s(?:(?:then|puis|apres|après|c'?est|c)\s+){1,2})\s*"
@@ -359,7 +358,7 @@ class StudentNumberDetector(Detector, name="student_number"):
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         # look-alike letters read as digits too: "oen is 3O4 l92 876" (same length)
-        for text in dict.fromkeys((view.text, readings.digitized(view.text))):
+        for text in _digit_readings(view.text):
             m = self._program.search(text)
             if m:
                 return [ctx.match(view, m.start(1), m.end(1))]

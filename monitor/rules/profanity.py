@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from monitor.rules import patterns
@@ -76,9 +77,6 @@ class LinearProfanityModel:
 
     def __init__(self, vocabulary: dict[str, int], idf: Any, coef: Any, intercept: Any,
                  slope: Any, offset: Any, token_pattern: str) -> None:
-        import numpy as np
-
-        self._np = np
         self._ids = {**vocabulary, _SEPARATOR.strip(): _SEPARATOR_ID}
         self._idf = np.asarray(idf, dtype=np.float64)
         self._coef = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).T)  # (V, K)
@@ -115,7 +113,6 @@ class LinearProfanityModel:
 
     def predict(self, texts: list[str]) -> Any:
         """Probability of the positive class for each text."""
-        np = self._np
         n = len(texts)
         # one regex pass over the whole batch: the texts are lower-cased first, so the
         # upper-case separator can neither occur in them nor be in the vocabulary

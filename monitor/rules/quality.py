@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.model import Subject, SubjectKind
+from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules.engine import RuleEngine
 from monitor.rules.text_model import HEADS as MODEL_HEADS
 
@@ -140,14 +140,22 @@ def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
     return splits
 
 
-def predict(engine: RuleEngine, examples: Iterable[Example], language: str) -> list[frozenset[str]]:
+def detect(engine: RuleEngine, examples: Iterable[Example], language: str
+           ) -> list[list[Detection]]:
+    """What the engine finds on each example (one batch)."""
     subjects = [Subject(kind=SubjectKind(e.kind), account_id="corpus", school_id="corpus",
                         language=language, text=e.text) for e in examples]
-    return [
-        frozenset(_CATEGORY_OF_RULE.get(d.category, d.category) for d in detections)
-        & frozenset(CATEGORIES)
-        for detections in engine.evaluate_batch(subjects)
-    ]
+    return engine.evaluate_batch(subjects)
+
+
+def categories(detections: Iterable[Detection]) -> frozenset[str]:
+    """The corpus categories a comment's detections report."""
+    return (frozenset(_CATEGORY_OF_RULE.get(d.category, d.category) for d in detections)
+            & frozenset(CATEGORIES))
+
+
+def predict(engine: RuleEngine, examples: Iterable[Example], language: str) -> list[frozenset[str]]:
+    return [categories(found) for found in detect(engine, examples, language)]
 
 
 def score(examples: list[Example], predictions: list[frozenset[str]]) -> dict[str, Scores]:
