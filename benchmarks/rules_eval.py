@@ -89,7 +89,7 @@ def main() -> int:
         stages.add_column(column, justify="left" if column in ("lang", "split", "stage")
                           else "right")
     for lang, split, examples, found in evaluated:
-        if split in ("all", "blind", "indep") or split.startswith("pi_dev"):
+        if split in ("all", "blind") or split.startswith(("pi_dev", "indep")):
             for stage, s in crisis_stages(examples, found).items():
                 stages.add_row(lang, f"{split} ({len(examples)})", stage, str(s.tp),
                                str(s.fp), str(s.fn), f"{s.precision:.3f}", f"{s.recall:.3f}")

@@ -133,10 +133,12 @@ def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
         name = path.name.removesuffix(f"_{language}.jsonl")
         splits[name] = load_corpus(path, split=name)
     # written like the blind set, by an annotator given only the description of
-    # the corpus and its own idea of each category; a tuning set once measured
-    independent = corpus_dir / f"{INDEPENDENT_SPLIT}_{language}.jsonl"
-    if independent.is_file():
-        splits[INDEPENDENT_SPLIT] = load_corpus(independent, split=INDEPENDENT_SPLIT)
+    # the corpus and its own idea of each category, one file per round (indep, indep2,
+    # ...); each a tuning set once measured
+    for path in sorted(corpus_dir.glob(f"{INDEPENDENT_SPLIT}*_{language}.jsonl"),
+                       key=lambda p: (len(p.name), p.name)):
+        name = path.name.removesuffix(f"_{language}.jsonl")
+        splits[name] = load_corpus(path, split=name)
     return splits
 
 
