@@ -196,7 +196,7 @@ class PostalCodeDetector(_RegexDetector, name="postal_code"):
 
 _STREET_EN = (
     r"street|st|avenue|ave|road|rd|drive|dr|crescent|cres|court|ct|boulevard|blvd|lane|ln"
-    r"|way|place|pl|circle|trail|trl|terrace|highway|hwy|concession|sideroad"
+    r"|crt|way|place|pl|circle|trail|trl|terrace|highway|hwy|concession|sideroad"
 )
 # Ontario's concession lines and fire routes ("1001 2nd Line", "340 Fire Route 12A"),
 # never "the 5 minute line" or "a new route"
@@ -499,6 +499,12 @@ _PUBLIC_BEFORE = (
     r"|reception|secretariat"
     r"|switchboard|consortium|service de garde|(?:call|phone) the school|appelez l'?ecole)\b"
 )
+# ...unless the writer gives the number as their own just before it: "can someone from
+# the office call me back asap 416-555-0137", "if the office needs me, my work line is"
+_OWN_BEFORE = (
+    r"\b(?:call me|text me|reach me|call me back|my (?:cell|number|phone|work line|line|work"
+    r" number)|rappelez-moi|appelez-moi|mon (?:cell|numero|telephone))\b[^0-9\n]{0,25}$"
+)
 # A number given in pieces: "416 555 oops my kid hit enter 0193", "first 3 are 905 then
 # 555 then 0147", "les 3 premiers c'est 613, après c'est 555 pis à la fin 0176"; a phone
 # word before it and a valid number in the region make it one
@@ -529,6 +535,7 @@ class PhoneDetector(Detector, name="phone_number"):
         self._split_number = re2.compile(_SPLIT_NUMBER, options(capture=True))
         self._international = _program(_INTERNATIONAL)
         self._public_before = _program(_PUBLIC_BEFORE)
+        self._own_before = _program(_OWN_BEFORE)
 
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (_PHONE_HINT, _SPELLED, _SPLIT_NUMBER))
@@ -538,6 +545,8 @@ class PhoneDetector(Detector, name="phone_number"):
         if national in self._public_numbers or (len(national) == 10
                                                 and national[:3] in _TOLL_FREE):
             return True
+        if patterns.found(self._own_before, text[max(0, start - 50) : start]):
+            return False
         return _said_public(self._public_before, text, start, start)
 
     @property
