@@ -131,7 +131,7 @@ _EMAIL = (
     # the provider named, the address given as a user name: "my gmail is karen.lebl4nc",
     # "mon gmail c'est mlabelle2011", "on my yahoo, it's mike_the_dad_73", "my email is
     # bcd.pham": a user name with a digit, a dot or an underscore
-    rf"|\b(?:{_PROVIDERS}|e-?mail|courriel)(?:\s+address|\s+adresse)?,?\s+(?:is|it'?s|c'?est|:)"
+    rf"|\b(?:{_PROVIDERS}|e-?mail|courriel)(?:\s+address|\s+adresse)?,?\s*(?:\sis|\sit'?s|\sc'?est|:|=)"
     r"\s+(?:just\s+)?[a-z0-9]*(?:[0-9_]|[a-z0-9]\.[a-z0-9])[a-z0-9._\-]*"
     # one character at a time: "c h l o e 2 0 1 1 at hotmail"
     rf"|(?:[a-z0-9]\s){{3,}}[a-z0-9]\s*(?:@|{_AT})\s*(?:{_PROVIDERS})\b"
