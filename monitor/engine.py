@@ -98,6 +98,9 @@ class PollEngine:
         self.lease = config.workers.lease
         self._connectors: dict[str, Connector] = {}
         self.stopping = threading.Event()  # set on SIGTERM: finish the batch, claim no more
+        # per account, the highest stored-item id replayed into the rule engine's
+        # repetition window (`_pre_evaluate`); read and written by the store thread only
+        self._replayed: dict[str, int] = {}
 
     def connector(self, platform: str) -> Connector:
         if platform not in self._connectors:
@@ -260,7 +263,14 @@ class PollEngine:
     ) -> dict[tuple[str, str], list[Detection]]:
         """One rule-engine call for every new item of the claim (the classifier is
         much faster on a batch than item by item).  Items stored before are left out,
-        so they do not count as repeats."""
+        so they do not count as repeats.
+
+        First the claim's accounts' recent stored comments are replayed into the
+        repetition window (from where this worker last left off with each account), so
+        "the same comment again" is noticed whoever stored the first copy: this worker
+        before a restart, or another worker that held the lease.  Done here, under the
+        leases, rather than once per cycle, so a copy another worker stored while this
+        cycle was already running is not missed."""
         candidates = [
             (account, _storable(item))
             for account, result in polled
@@ -271,6 +281,9 @@ class PollEngine:
         if not candidates:
             return {}
         with self.sessions() as session:
+            claimed = {a.id for a, _ in candidates}
+            self._replayed.update(self.evaluator.remember_recent(
+                session, self.clock(), {a: self._replayed.get(a, 0) for a in claimed}))
             seen = known_items(session, [(a.id, i.external_id) for a, i in candidates])
         fresh = [(a, i) for a, i in candidates if (a.id, i.external_id) not in seen]
         return self.evaluator.pre_evaluate(fresh)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.config import AccountConfig, Config, SchoolConfig
@@ -111,35 +111,40 @@ class Evaluator:
         self.rules = rules
         self.mail_domain = mail_domain
 
-    def remember_recent(self, session: Session, now: datetime, *, after_id: int = 0,
-                        skip_accounts: frozenset[str] = frozenset()) -> tuple[int, int]:
-        """Replay stored comments of the last repeat window into the rule engine; return
-        how many, and the highest stored-item id read (`after_id` when none).
+    def remember_recent(self, session: Session, now: datetime,
+                        after: Mapping[str, int]) -> dict[str, int]:
+        """Replay the stored comments of the last repeat window of `after`'s accounts
+        into the rule engine, those stored after each account's id; return each
+        account's highest stored-item id read (its id in `after` when none).
 
         A restart or a configuration reload starts a new engine with an empty
         repetition window, and another worker stores the comments of the accounts it
         polls; without this, "the same comment again" would go unnoticed when its
-        first copy came before the restart or through another worker.  Only items
-        stored after `after_id`, and not of `skip_accounts` (what this worker has just
-        evaluated itself); at most `repeat_capacity` of the newest, oldest first;
-        accounts no longer configured are skipped.  Replaying an item twice is harmless:
-        the window counts each item once.
+        first copy came before the restart or through another worker.  The poll engine
+        calls it for the accounts of each claim while it holds their leases, so every
+        copy another worker stored before is already stored (a lease is released only
+        after the store commits).  At most `repeat_capacity` of the newest, oldest
+        first; accounts no longer configured are skipped.  Replaying an item twice is
+        harmless: the window counts each item once.
         """
+        cursors = dict(after)
         remember = getattr(self.rules, "remember", None)
-        if remember is None:
-            return 0, after_id
+        if remember is None or not cursors:
+            return cursors
         window = timedelta(minutes=self.config.rules.repeat_window_minutes)
         query = (select(StoredItem)
-                 .where(StoredItem.created_at >= now - window, StoredItem.id > after_id)
+                 .where(StoredItem.created_at >= now - window,
+                        or_(*(and_(StoredItem.account_id == account, StoredItem.id > last)
+                              for account, last in cursors.items())))
                  .order_by(StoredItem.created_at.desc(), StoredItem.id.desc())
                  .limit(self.config.rules.repeat_capacity))
         rows = session.scalars(query).all()
-        last_id = max((row.id for row in rows), default=after_id)
         accounts = {a.id: a for a in self.config.accounts}
         subjects = []
         for row in reversed(rows):
+            cursors[row.account_id] = max(cursors[row.account_id], row.id)
             account = accounts.get(row.account_id)
-            if account is None or row.account_id in skip_accounts:
+            if account is None:
                 continue
             item = Item(
                 platform=row.platform,
@@ -152,7 +157,8 @@ class Evaluator:
             )
             school = self.config.school(account.school)
             subjects.append(item_subject(item, account, school, self.config))
-        return int(remember(subjects)), last_id
+        remember(subjects)
+        return cursors
 
     def evaluate_items(
         self,

@@ -46,10 +46,6 @@ class Service:
         self.rules = rules or RuleEngine.from_settings(config.rules, base_dir=config.base_dir)
         mail_domain = config.mail.sender.rsplit("@", 1)[1]
         self.evaluator = Evaluator(config, self.rules, mail_domain)
-        # stored comments are replayed into the repetition window before each poll: the
-        # last window's at the first, then what other workers stored since (by item id)
-        self._replayed_up_to = 0  # the highest stored-item id replayed so far
-        self._evaluated_accounts: frozenset[str] = frozenset()
         self.poller = PollEngine(config, self.sessions, self.evaluator, clock)
         self.poller.sync()
         self.signer = AckSigner.from_config(config) if config.web.enabled else None
@@ -62,19 +58,11 @@ class Service:
     def poll_once(self, *, force: bool = False) -> tuple[CycleReport, SendReport]:
         """One monitoring cycle: poll, store, evaluate, then send what it queued.
 
-        Each cycle first replays stored comments into the engine's repetition window,
-        so repeats stay noticed: the first cycle of a service (after a start or a
-        reload) the last repeat window's, later cycles what was stored since by other
-        workers (an account's lease may move between them).  A CLI command that never
-        polls does not pay for it.
+        Repeats stay noticed across restarts and workers: before evaluating a claim,
+        the poll engine replays its accounts' stored comments into the repetition
+        window (`PollEngine._pre_evaluate`).
         """
-        with self.sessions() as session:
-            _, self._replayed_up_to = self.evaluator.remember_recent(
-                session, self.clock(), after_id=self._replayed_up_to,
-                skip_accounts=self._evaluated_accounts)
         report = self.poller.poll_cycle(force=force)
-        # what this cycle stored it has evaluated itself: the next replay skips it
-        self._evaluated_accounts = frozenset(o.account_id for o in report.outcomes if o.new_items)
         report.outcomes.extend(self.poller.check_staleness())
         return report, self.outbox.drain()
 

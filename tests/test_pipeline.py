@@ -271,6 +271,43 @@ def test_a_repeat_whose_first_copy_another_worker_stored_is_noticed(
     assert repeated == ["r20"]
 
 
+def test_a_repeat_whose_first_copy_was_stored_while_the_cycle_ran_is_noticed(
+    tmp_path: Path, db_url: str
+) -> None:
+    # the race a once-per-cycle replay leaves open: the other worker stores the first
+    # copy after this worker's cycle has begun but before it claims the account
+    parent = {"id": "p-9", "handle": "worried_mom", "name": "Pat"}
+    text = "Is the bake sale still happening on friday or not???"
+    write_events(tmp_path / "events.jsonl",
+                 [event(m, "central-a", "comment", f"r{m}", text, author=parent)
+                  for m in (10, 20)])
+    clock = Clock(T0 + timedelta(minutes=5))
+    second = make_service(tmp_path, db_url, clock)
+    second.poll_once(force=True)  # started before anything was posted
+    first = make_service(tmp_path, db_url, clock)
+    claim = second.poller.claim
+    interleaved: list[int] = []
+
+    def claim_after_the_other_worker_stored(*args: Any, **kwargs: Any) -> list[Any]:
+        if not interleaved:  # once, inside second's cycle, before its first claim
+            clock.now = T0 + timedelta(minutes=15)
+            interleaved.append(first.poll_once(force=True)[0].new_items)  # stores r10
+            clock.now = T0 + timedelta(minutes=25)
+        return claim(*args, **kwargs)
+
+    second.poller.claim = claim_after_the_other_worker_stored  # type: ignore[method-assign]
+    clock.now = T0 + timedelta(minutes=25)
+    second.poll_once(force=True)  # claims the account after r10 was stored; sees r20
+    with second.sessions() as s:
+        repeated = list(s.scalars(
+            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
+            .where(Finding.rule_id == "spam.repeated")))
+    first.close()
+    second.close()
+    assert interleaved == [1]
+    assert repeated == ["r20"]
+
+
 def test_replaying_the_same_comment_twice_counts_it_once() -> None:
     from monitor.rules.recent import RecentWindow
 
