@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import AccountConfig, Config, SchoolConfig
@@ -133,12 +133,12 @@ class Evaluator:
             return cursors
         window = timedelta(minutes=self.config.rules.repeat_window_minutes)
         query = (select(StoredItem)
-                 .where(StoredItem.created_at >= now - window,
-                        or_(*(and_(StoredItem.account_id == account, StoredItem.id > last)
-                              for account, last in cursors.items())))
+                 .where(StoredItem.account_id.in_(cursors),  # uq_items_account_external
+                        StoredItem.id > min(cursors.values()),
+                        StoredItem.created_at >= now - window)
                  .order_by(StoredItem.created_at.desc(), StoredItem.id.desc())
                  .limit(self.config.rules.repeat_capacity))
-        rows = session.scalars(query).all()
+        rows = [row for row in session.scalars(query) if row.id > after[row.account_id]]
         accounts = {a.id: a for a in self.config.accounts}
         subjects = []
         for row in reversed(rows):
