@@ -42,6 +42,18 @@ def comments(n: int) -> list[tuple[str, str]]:
     return [(f"{base[i % len(base)][0]} #{i}", base[i % len(base)][1]) for i in range(n)]
 
 
+def warmed_engine(warm: int, n: int) -> tuple[RuleEngine, list[Subject]]:
+    """An engine that has evaluated `warm` comments (models loaded, RE2 DFA states
+    built, as in a running service) and the next `n` comments, not yet evaluated."""
+    data = comments(warm + n)
+    subjects = [Subject(kind=SubjectKind.COMMENT, account_id="b", school_id="b",
+                        language=lang, text=text) for text, lang in data]
+    engine = RuleEngine.shipped()
+    for i in range(0, warm, BATCH):
+        engine.evaluate_batch(subjects[i : i + BATCH])
+    return engine, subjects[warm:]
+
+
 def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 100_000

@@ -27,10 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from rules_bench import BATCH, comments  # noqa: E402
-
-from monitor.model import Subject, SubjectKind  # noqa: E402
-from monitor.rules.engine import RuleEngine  # noqa: E402
+from rules_bench import BATCH, warmed_engine  # noqa: E402
 
 WARM = 20_000
 
@@ -46,18 +43,13 @@ def _instrument(on: bool) -> None:
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000
-    data = comments(WARM + n)
-    subjects = [Subject(kind=SubjectKind.COMMENT, account_id="b", school_id="b",
-                        language=lang, text=text) for text, lang in data]
-    engine = RuleEngine.shipped()
-    for i in range(0, WARM, BATCH):
-        engine.evaluate_batch(subjects[i : i + BATCH])
+    engine, timed = warmed_engine(WARM, n)
     gc.collect()
     gc.freeze()
     _instrument(True)
     start = time.perf_counter()
-    for i in range(WARM, WARM + n, BATCH):
-        engine.evaluate_batch(subjects[i : i + BATCH])
+    for i in range(0, n, BATCH):
+        engine.evaluate_batch(timed[i : i + BATCH])
     elapsed = time.perf_counter() - start
     _instrument(False)
     print(f"{n} comments after {WARM} to warm up: {elapsed:.2f} s "

@@ -25,11 +25,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from rules_bench import BATCH, comments  # noqa: E402
+from rules_bench import BATCH, warmed_engine  # noqa: E402
 
-from monitor.model import Subject, SubjectKind  # noqa: E402
 from monitor.rules.detectors import Context  # noqa: E402
-from monitor.rules.engine import RuleEngine  # noqa: E402
 from monitor.rules.normalize import normalize  # noqa: E402
 
 WARM = 20_000
@@ -37,13 +35,7 @@ WARM = 20_000
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    data = comments(WARM + n)
-    subjects = [Subject(kind=SubjectKind.COMMENT, account_id="b", school_id="b",
-                        language=lang, text=text) for text, lang in data]
-    engine = RuleEngine.shipped()
-    for i in range(0, WARM, BATCH):
-        engine.evaluate_batch(subjects[i : i + BATCH])
-    timed = subjects[WARM:]
+    engine, timed = warmed_engine(WARM, n)
     gc.collect()
     gc.freeze()
 

@@ -224,23 +224,43 @@ def test_a_spam_burst_spanning_a_restart_is_one_finding(tmp_path: Path, db_url: 
     assert scam_findings(205) == ["s10", "s200"]  # hours later: a new burst
 
 
-def test_a_repeat_after_a_restart_is_still_noticed(tmp_path: Path, db_url: str) -> None:
+def write_same_comment_twice(tmp_path: Path) -> None:
+    """A parent's comment at minute 10 and the same comment again at minute 20."""
     parent = {"id": "p-9", "handle": "worried_mom", "name": "Pat"}
     text = "Is the bake sale still happening on friday or not???"
     write_events(tmp_path / "events.jsonl",
                  [event(m, "central-a", "comment", f"r{m}", text, author=parent)
                   for m in (10, 20)])
+
+
+def repeated_items(service: Service) -> list[str]:
+    """External ids of the items the repetition rule reported."""
+    with service.sessions() as s:
+        return list(s.scalars(
+            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
+            .where(Finding.rule_id == "spam.repeated")))
+
+
+def test_a_repeat_after_a_restart_is_still_noticed(tmp_path: Path, db_url: str) -> None:
+    write_same_comment_twice(tmp_path)
     first = make_service(tmp_path, db_url, Clock(T0 + timedelta(minutes=15)))
     first.poll_once(force=True)  # sees r10 only
     first.close()
     restarted = make_service(tmp_path, db_url, Clock(T0 + timedelta(minutes=25)))
     restarted.poll_once(force=True)  # sees r20, the same comment again
-    with restarted.sessions() as s:
-        repeated = list(s.scalars(
-            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
-            .where(Finding.rule_id == "spam.repeated")))
+    repeated = repeated_items(restarted)
     restarted.close()
     assert repeated == ["r20"]
+
+
+def two_workers(tmp_path: Path, db_url: str) -> tuple[Clock, Service, Service]:
+    """Two live services on one database, the same comment posted twice; `second` has
+    run one cycle before anything was posted (so it has nothing to replay)."""
+    write_same_comment_twice(tmp_path)
+    clock = Clock(T0 + timedelta(minutes=5))
+    second = make_service(tmp_path, db_url, clock)
+    second.poll_once(force=True)
+    return clock, make_service(tmp_path, db_url, clock), second
 
 
 def test_a_repeat_whose_first_copy_another_worker_stored_is_noticed(
@@ -248,24 +268,13 @@ def test_a_repeat_whose_first_copy_another_worker_stored_is_noticed(
 ) -> None:
     # two live workers on one database: the account's first comment is polled by one,
     # the same comment again by the other (as when a lease moves between them)
-    parent = {"id": "p-9", "handle": "worried_mom", "name": "Pat"}
-    text = "Is the bake sale still happening on friday or not???"
-    write_events(tmp_path / "events.jsonl",
-                 [event(m, "central-a", "comment", f"r{m}", text, author=parent)
-                  for m in (10, 20)])
-    clock = Clock(T0 + timedelta(minutes=5))
-    second = make_service(tmp_path, db_url, clock)
-    second.poll_once(force=True)  # started before anything was posted: replays nothing
-    first = make_service(tmp_path, db_url, clock)
+    clock, first, second = two_workers(tmp_path, db_url)
     clock.now = T0 + timedelta(minutes=15)
     first.poll_once(force=True)  # stores and evaluates r10
     clock.now = T0 + timedelta(minutes=25)
     second.poll_once(force=True)  # catches up on r10, then sees r20: the same comment again
     second.poll_once(force=True)  # replaying again counts nothing twice
-    with second.sessions() as s:
-        repeated = list(s.scalars(
-            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
-            .where(Finding.rule_id == "spam.repeated")))
+    repeated = repeated_items(second)
     first.close()
     second.close()
     assert repeated == ["r20"]
@@ -276,15 +285,7 @@ def test_a_repeat_whose_first_copy_was_stored_while_the_cycle_ran_is_noticed(
 ) -> None:
     # the race a once-per-cycle replay leaves open: the other worker stores the first
     # copy after this worker's cycle has begun but before it claims the account
-    parent = {"id": "p-9", "handle": "worried_mom", "name": "Pat"}
-    text = "Is the bake sale still happening on friday or not???"
-    write_events(tmp_path / "events.jsonl",
-                 [event(m, "central-a", "comment", f"r{m}", text, author=parent)
-                  for m in (10, 20)])
-    clock = Clock(T0 + timedelta(minutes=5))
-    second = make_service(tmp_path, db_url, clock)
-    second.poll_once(force=True)  # started before anything was posted
-    first = make_service(tmp_path, db_url, clock)
+    clock, first, second = two_workers(tmp_path, db_url)
     claim = second.poller.claim
     interleaved: list[int] = []
 
@@ -298,10 +299,7 @@ def test_a_repeat_whose_first_copy_was_stored_while_the_cycle_ran_is_noticed(
     second.poller.claim = claim_after_the_other_worker_stored  # type: ignore[method-assign]
     clock.now = T0 + timedelta(minutes=25)
     second.poll_once(force=True)  # claims the account after r10 was stored; sees r20
-    with second.sessions() as s:
-        repeated = list(s.scalars(
-            select(StoredItem.external_id).join(Finding, Finding.item_id == StoredItem.id)
-            .where(Finding.rule_id == "spam.repeated")))
+    repeated = repeated_items(second)
     first.close()
     second.close()
     assert interleaved == [1]
