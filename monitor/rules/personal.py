@@ -112,7 +112,7 @@ _PROVIDERS = (
 _TLDS = r"com|ca|net|org|edu|me|io|fr|qc|uk|co|pt|be|ch|info|c0m"
 _AT = (
     r"\(at\)|\[at\]|\{at\}|\sat\s|\(a\)|\(@\)|\[@\]|\s?\[?(?:arobase?|arobas|arrobe|arroba)\]?\s"
-    r"|\sa commercial\s|[({\[]chez[)}\]]"
+    r"|\sa commercial\s|[({\[](?:chez|arobase?|arobas|arrobe|arroba)[)}\]]"
 )
 _DOT = (
     r"\(dot\)|\[dot\]|\{dot\}|\sdot\s|\(\.\)|\(point\)|\{point\}|\s\[?point\]?\s|\spunto\s|\spt\s|\."
