@@ -27,6 +27,7 @@ from monitor.model import Detection  # noqa: E402
 from monitor.rules.engine import RuleEngine  # noqa: E402
 from monitor.rules.quality import (  # noqa: E402
     CATEGORIES,
+    ROUND_PREFIXES,
     Example,
     Scores,
     categories,
@@ -89,7 +90,7 @@ def main() -> int:
         stages.add_column(column, justify="left" if column in ("lang", "split", "stage")
                           else "right")
     for lang, split, examples, found in evaluated:
-        if split in ("all", "blind") or split.startswith(("pi_dev", "indep")):
+        if split in ("all", "blind") or split.startswith(ROUND_PREFIXES):
             for stage, s in crisis_stages(examples, found).items():
                 stages.add_row(lang, f"{split} ({len(examples)})", stage, str(s.tp),
                                str(s.fp), str(s.fn), f"{s.precision:.3f}", f"{s.recall:.3f}")

@@ -87,7 +87,6 @@ class _RegexDetector(Detector):
                     return [ctx.match(view, start, end, self.score)]
         return self._despaced(ctx)
 
-
     def _despaced(self, ctx: Context) -> list[Match]:
         view = ctx.norm.folded
         joined = readings.despaced(view.text) if self.spaced_out else None

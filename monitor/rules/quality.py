@@ -109,6 +109,12 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
 
 
 INDEPENDENT_SPLIT = "indep"
+# Tuning rounds, one file per round and language (`pi_dev_en.jsonl`, `pi_dev2_en.jsonl`,
+# ..., `indep_en.jsonl`, `indep2_en.jsonl`, ...), each measured before it was tuned on:
+# "pi_dev" written to tune the personal-information detectors; INDEPENDENT_SPLIT
+# written like the blind set, by an annotator given only the description of the
+# corpus and its own idea of each category (see the docs)
+ROUND_PREFIXES = ("pi_dev", INDEPENDENT_SPLIT)
 
 
 def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
@@ -126,19 +132,11 @@ def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
     blind = blind_corpus_path(corpus_dir, language)
     if blind.is_file():
         splits[BLIND_SPLIT] = load_corpus(blind, split=BLIND_SPLIT)
-    # written to tune the personal-information detectors, one file per round
-    # (pi_dev, pi_dev2, ...), each measured before it was tuned on; see the docs
-    for path in sorted(corpus_dir.glob(f"pi_dev*_{language}.jsonl"),
-                       key=lambda p: (len(p.name), p.name)):  # pi_dev before pi_dev2
-        name = path.name.removesuffix(f"_{language}.jsonl")
-        splits[name] = load_corpus(path, split=name)
-    # written like the blind set, by an annotator given only the description of
-    # the corpus and its own idea of each category, one file per round (indep, indep2,
-    # ...); each a tuning set once measured
-    for path in sorted(corpus_dir.glob(f"{INDEPENDENT_SPLIT}*_{language}.jsonl"),
-                       key=lambda p: (len(p.name), p.name)):
-        name = path.name.removesuffix(f"_{language}.jsonl")
-        splits[name] = load_corpus(path, split=name)
+    for prefix in ROUND_PREFIXES:
+        for path in sorted(corpus_dir.glob(f"{prefix}*_{language}.jsonl"),
+                           key=lambda p: (len(p.name), p.name)):  # pi_dev before pi_dev2
+            name = path.name.removesuffix(f"_{language}.jsonl")
+            splits[name] = load_corpus(path, split=name)
     return splits
 
 

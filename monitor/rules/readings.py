@@ -19,7 +19,7 @@ import re
 # groups ("416 sss 0123"), they are read as digits.  Same length, so spans map back.
 _LOOKALIKE = str.maketrans("olisbz", "011582")
 LOOKALIKE_HINT = r"[0-9][olisbz]|[olisbz][0-9]|[0-9][^a-z0-9\n]{1,3}[olisbz]{3}"
-LOOKALIKE_GATE = re.compile(LOOKALIKE_HINT)  # the prefilter uses the same, as RE2
+_LOOKALIKE_GATE = re.compile(LOOKALIKE_HINT)  # the prefilter uses the same, as RE2
 _TOKEN = re.compile(r"[a-z0-9]+")
 _DIGIT_LIKE = frozenset("0123456789olisbz")
 SECOND_READING_CHARS = 20_000  # no phone, date or address is that far into a comment
@@ -28,7 +28,7 @@ SECOND_READING_CHARS = 20_000  # no phone, date or address is that far into a co
 def digitized(text: str) -> str:
     """`text` with look-alike letters read as digits where they sit among digits (the
     first `SECOND_READING_CHARS` characters; `text` itself when there is nothing to read)."""
-    if not LOOKALIKE_GATE.search(text):
+    if not _LOOKALIKE_GATE.search(text):
         return text
     text = text[:SECOND_READING_CHARS]
     tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
@@ -106,7 +106,7 @@ def despaced(text: str) -> tuple[str, list[int]] | None:
 
 # Digits spelled out to get past a platform's filter: "nine oh five, 555, zero one six
 # two", "647 five5five 0102" (English and French digit words; ten tokens at least)
-DIGIT_WORDS = {
+_DIGIT_WORDS = {
     "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
     "six": "6", "seven": "7", "eight": "8", "nine": "9", "un": "1", "deux": "2",
     "trois": "3", "quatre": "4", "cinq": "5", "sept": "7", "huit": "8", "neuf": "9",
@@ -123,7 +123,7 @@ _NUMBER_WORDS = {
     "soixante": 60, "quatre-vingt": 80, "quatre-vingts": 80, "quatre vingt": 80,
 }
 _HUNDREDS = frozenset(("hundred", "cent", "cents"))
-DIGIT_TOKEN = "[0-9]|" + "|".join(sorted(DIGIT_WORDS, key=len, reverse=True))
+DIGIT_TOKEN = "[0-9]|" + "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
 _REPEATS = {"double": 2, "triple": 3}  # "triple five" is 555
 SPELLED_TOKEN = ("|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + "|"
                   + DIGIT_TOKEN + "|double|triple|hundred|cents?")
@@ -165,7 +165,7 @@ def spelled_digits(tokens: list[str]) -> str:
                 flush()
                 number, open_tens = value, value >= 20
             continue
-        digit = DIGIT_WORDS.get(token, token)
+        digit = _DIGIT_WORDS.get(token, token)
         if not digit.isdigit():
             continue  # not a number word (the token pattern should not let one through)
         if number is not None and (open_tens or after_hundred) and digit != "0":
