@@ -87,10 +87,33 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 def test_word_features_match_a_plain_python_reading() -> None:
     # the numpy word hashing must see exactly the words (2+ letters) and adjacent pairs
     codes = text_model._codes([" i am so tired ", " a ", " so tired "])
-    doc, key = text_model._word_keys(*codes)
-    assert doc.tolist() == [0, 0, 0, 2, 2, 0, 0, 2]
+    (words_doc, words), (pairs_doc, pairs) = text_model._word_keys(*codes)
+    assert words_doc.tolist() == [0, 0, 0, 2, 2]
+    assert pairs_doc.tolist() == [0, 0, 2]
+    doc = np.concatenate([words_doc, pairs_doc])
+    key = np.concatenate([words, pairs])
     by_doc = {d: sorted(k for dd, k in zip(doc, key, strict=True) if dd == d) for d in (0, 2)}
     assert set(by_doc[2]) <= set(by_doc[0])  # "so", "tired", "so tired" hash alike anywhere
+
+
+def test_sparse_scores_equal_the_formula_over_plain_features() -> None:
+    # the scoring takes each chunk's doc indices as sorted row pointers: short and empty
+    # texts, including an empty last one whose n-grams the chunks cut off, must score as
+    # the documented formula over the n-gram occurrences says
+    texts = ["i am so tired of this", "", "ok", "a", "les devoirs me tuent", "x y z", ""]
+    for doc, _ in text_model._chunks(texts):
+        assert (np.diff(doc) >= 0).all()
+    fitted = text_model.model()
+    doc, key = text_model.features(texts)
+    n = len(texts)
+    den = np.sqrt(np.bincount(doc, weights=fitted.idf_squared[key], minlength=n))
+    expected = np.zeros((n, len(fitted.heads)))
+    for h in range(len(fitted.heads)):
+        num = np.bincount(doc, weights=fitted.weighted_idf[h][key], minlength=n)
+        ratio = np.divide(num, den, out=np.zeros(n), where=den > 0)
+        expected[:, h] = 1.0 / (1.0 + np.exp(-(fitted.bias[h] + ratio)))
+    assert np.abs(fitted.scores(texts) - expected).max() < 1e-9
+    assert fitted.scores(texts)[1].tolist() == fitted.scores([""])[0].tolist()
 
 
 def test_pack_examples_run() -> None:

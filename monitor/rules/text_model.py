@@ -20,7 +20,7 @@ Features (on the engine's normalised `text` view): char_wb n-grams 2-5 (n-grams 
 space-padded words, as scikit-learn's ``char_wb``) and word 1-2 grams, hashed into
 2**18 buckets, weighted by idf from the training set and L2-normalised.  They are
 computed with numpy rather than scikit-learn's Python analyzers, which cost about
-0.1 ms per comment and would cut the engine below 20,000 comments/s.  The norm is
+0.1 ms per comment, and scored with one scipy sparse product per kind of n-gram.  The norm is
 taken over n-gram occurrences (sqrt of the sum of idf**2), which equals the exact L2
 norm of the tf-idf vector when no n-gram repeats; training uses the same definition,
 so the linear score is exact for what was trained.
@@ -52,7 +52,7 @@ from monitor.rules.normalize import normalize
 _BITS = 18
 _CHAR_BUCKETS = 1 << (_BITS - 1)  # char n-grams in [0, 2**17), words in [2**17, 2**18)
 _MAX_CHARS = 1_000
-_BLOCK = 1_024
+_BLOCK = 8_192
 _CHAR_N = (2, 5)
 _C = 10.0  # inverse regularisation of the logistic regression
 TRAINING_FILE = "text_model_train.jsonl"
@@ -165,8 +165,9 @@ def _powers(total: int) -> tuple[np.ndarray, np.ndarray]:
 _POWERS: tuple[np.ndarray, np.ndarray] = (np.zeros(0, _U64), np.zeros(0, _U64))
 
 
-def _word_keys(codes32: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, bucket) of every word unigram and bigram (tokens of 2+ characters).
+def _word_keys(codes32: np.ndarray, doc: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(doc index, bucket) of every word unigram, then of every bigram (tokens of 2+
+    characters).
 
     A word's hash is a polynomial over its code points, read off prefix sums so every
     word of the batch is hashed in a few numpy passes (a Python loop over words cost
@@ -182,7 +183,7 @@ def _word_keys(codes32: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.nda
     keep = ends - starts > 1
     starts, ends = starts[keep], ends[keep]
     if not len(starts):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * 2
     with np.errstate(over="ignore"):
         power, inverse = _powers(total)
         prefix = np.zeros(total + 1, dtype=_U64)
@@ -193,12 +194,13 @@ def _word_keys(codes32: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.nda
         pair = (word[:-1] * _U64(0x9E3779B97F4A7C15) + word[1:])[same]
         hashes = np.concatenate([word, pair]) * _U64(0xC2B2AE3D27D4EB4F)
     keys = (hashes >> _U64(64 - _BITS + 1)).astype(np.int64) + _CHAR_BUCKETS
-    return np.concatenate([word_doc, word_doc[:-1][same]]), keys
+    return [(word_doc, keys[: len(word)]), (word_doc[:-1][same], keys[len(word) :])]
 
 
 def _chunks(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(doc index, bucket) per kind of n-gram; within a chunk, doc indices never decrease."""
     codes, doc = _codes([" " + " ".join(t.split()) + " " for t in texts])
-    return [*_char_chunks(codes, doc), _word_keys(codes, doc)]
+    return [*_char_chunks(codes, doc), *_word_keys(codes, doc)]
 
 
 def features(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -218,13 +220,13 @@ class TextModel:
     weighted_idf: np.ndarray  # (heads, buckets): coef * idf per head and bucket
     idf_squared: np.ndarray  # (buckets,)
     bias: np.ndarray  # (heads,)
-    # one row per bucket, a column per head and idf**2 last, a zero row at `_NULL`, in
-    # float32: one gather per n-gram serves every head (half the cache misses of float64)
+    # one row per bucket, a column per head and idf**2 last, a zero row at `_NULL`: one
+    # sparse product serves every head
     _table: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         columns = np.vstack([self.weighted_idf, self.idf_squared[np.newaxis, :]])
-        table = np.zeros((columns.shape[1] + 1, columns.shape[0]), dtype=np.float32)
+        table = np.zeros((columns.shape[1] + 1, columns.shape[0]))
         table[:-1] = columns.T
         object.__setattr__(self, "_table", table)
 
@@ -233,10 +235,10 @@ class TextModel:
         return self.heads.index(name)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Probability per prepared text (rows) and head (columns), over blocks of texts.
+        """Probability per prepared text (rows) and head (columns).
 
-        Blocks of about a thousand keep the working arrays in cache (a third faster per
-        text than one block of 5,000).
+        Blocks bound the working arrays' memory for a very large call; below that, the
+        larger the block, the less each text pays of the per-call overhead.
         """
         if len(texts) <= _BLOCK:
             return self._scores(texts)
@@ -244,18 +246,27 @@ class TextModel:
                                for i in range(0, len(texts), _BLOCK)])
 
     def _scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Each chunk of n-grams as a sparse (texts x buckets) count matrix, times the
+        table: scipy's CSR product sums every head's column in one C pass, twice as fast
+        as a numpy gather and a bincount per column.  A chunk's doc indices never
+        decrease, so the row pointers are the cumulative counts (no sort)."""
+        from scipy.sparse import csr_matrix
+
         width = len(self.heads)
         if not texts:
             return np.zeros((0, width))
         n = len(texts)
-        sums = np.zeros((width + 1, n))
+        table = self._table
+        sums = np.zeros((n, width + 1))
+        indptr = np.zeros(n + 1, dtype=np.int64)
         for doc, key in _chunks(texts):
-            gathered = self._table[key]
-            for column in range(width + 1):
-                sums[column] += np.bincount(doc, weights=gathered[:, column], minlength=n)
-        den = np.sqrt(sums[width])
-        ratio = np.divide(sums[:width], den, out=np.zeros((width, n)), where=den > 0)
-        return (1.0 / (1.0 + np.exp(-(self.bias[:, np.newaxis] + ratio)))).T
+            np.cumsum(np.bincount(doc, minlength=n), out=indptr[1:])
+            counts = csr_matrix((np.ones(len(key)), key, indptr), shape=(n, len(table)))
+            sums += counts @ table
+        den = np.sqrt(sums[:, width])
+        ratio = np.divide(sums[:, :width], den[:, np.newaxis], out=np.zeros((n, width)),
+                          where=den[:, np.newaxis] > 0)
+        return 1.0 / (1.0 + np.exp(-(self.bias[np.newaxis, :] + ratio)))
 
 
 def _matrix(texts: Sequence[str], idf: np.ndarray | None) -> tuple[Any, np.ndarray]:
