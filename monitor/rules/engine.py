@@ -39,6 +39,7 @@ class CompiledRule:
     detector: Detector
     languages: frozenset[str] | None  # None: every language
     prefilter: tuple[ViewName, frozenset[int]] | None  # Set indices that may fire it
+    reads_model: bool  # the detector has a `model_input` for the batched profanity model
 
 
 def _search_set(patterns: list[str]) -> Any:
@@ -49,13 +50,33 @@ def _search_set(patterns: list[str]) -> Any:
     return found
 
 
+_WOKEN_CACHE = 8_192  # distinct sets of Set hits remembered per (kind, language)
+
+
 @dataclass(frozen=True, slots=True)
 class _Applicable:
     """The rules for one (kind, language), and which Set hits wake which of them."""
 
     rules: list[CompiledRule]
     always: frozenset[int]  # positions of rules without a prefilter
-    by_index: dict[ViewName, dict[int, list[int]]]  # view -> Set index -> positions
+    # Set hit -> positions; a hit of the "folded" view's Set counts from the number of
+    # "text" patterns, as in the one Set over both views
+    by_hit: dict[int, list[int]]
+    views: tuple[ViewName, ...]  # the views that some of these rules prefilter
+    # the rules to run for one tuple of Set hits: most comments hit nothing or the same
+    # few patterns, so the set arithmetic and sort are done once per distinct tuple
+    woken: dict[tuple[int, ...], list[CompiledRule]]
+
+    def for_hits(self, hits: tuple[int, ...]) -> list[CompiledRule]:
+        found = self.woken.get(hits)
+        if found is None:
+            keep = set(self.always)
+            for i in hits:
+                keep.update(self.by_hit.get(i, ()))
+            found = [self.rules[i] for i in sorted(keep)]
+            if len(self.woken) < _WOKEN_CACHE:
+                self.woken[hits] = found
+        return found
 
 
 class RuleEngine:
@@ -94,11 +115,12 @@ class RuleEngine:
                 self._sets[view] = _search_set(pats)
         # most comments need no folding beyond lower case, so both views are one string:
         # one Set over both views' patterns then does the work of two
-        self._text_count = len(set_patterns["text"])
+        self._offset: dict[ViewName, int] = {"text": 0, "folded": len(set_patterns["text"])}
         self._both = (_search_set(set_patterns["text"] + set_patterns["folded"])
                       if len(self._sets) == 2 else None)
         self.rules = [
-            CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None)
+            CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None,
+                         type(det).model_input is not Detector.model_input)
             for rule, det, langs, view, idx in pending
         ]
         self._batched = [c for c in self.rules if c.detector.batched]
@@ -190,34 +212,37 @@ class RuleEngine:
                 if subject.kind in c.rule.applies_to
                 and (c.languages is None or not lang or lang in c.languages)
             ]
-            by_index: dict[ViewName, dict[int, list[int]]] = {}
+            by_hit: dict[int, list[int]] = {}
+            views: set[ViewName] = set()
             for position, c in enumerate(rules):
                 if c.prefilter is not None:
                     view, indices = c.prefilter
+                    views.add(view)
+                    offset = self._offset[view]
                     for i in indices:
-                        by_index.setdefault(view, {}).setdefault(i, []).append(position)
+                        by_hit.setdefault(offset + i, []).append(position)
             always = frozenset(i for i, c in enumerate(rules) if c.prefilter is None)
-            found = self._applicable_cache[key] = _Applicable(rules, always, by_index)
+            found = self._applicable_cache[key] = _Applicable(
+                rules, always, by_hit, tuple(v for v in _VIEWS if v in views), {})
         return found
 
     def _prepare(self, ctx: Context) -> tuple[Context, list[CompiledRule]]:
         """Applicable rules that survive the Set prefilter (never raises)."""
         try:
             applicable = self._applicable(ctx.subject)
-            keep = set(applicable.always)
             norm = ctx.norm
+            hits: list[int] = []
             if self._both is not None and norm.text is norm.folded:
-                n = self._text_count
-                text_hits = applicable.by_index.get("text", {})
-                folded_hits = applicable.by_index.get("folded", {})
-                for i in self._both.Match(norm.text.text) or ():
-                    keep.update(text_hits.get(i, ()) if i < n else folded_hits.get(i - n, ()))
+                hits = self._both.Match(norm.text.text) or hits
             else:
-                for view, by_index in applicable.by_index.items():
-                    for i in self._sets[view].Match(ctx.view(view).text) or ():
-                        keep.update(by_index.get(i, ()))
-            rules = applicable.rules
-            return ctx, [rules[i] for i in sorted(keep)]
+                for view in applicable.views:
+                    offset = self._offset[view]
+                    found = self._sets[view].Match(ctx.view(view).text)
+                    if found:
+                        hits.extend([offset + i for i in found] if offset else found)
+            if len(hits) > 1:
+                hits.sort()
+            return ctx, applicable.for_hits(tuple(hits))
         except Exception:
             log.exception("could not prepare a %s of account %s", ctx.subject.kind,
                           ctx.subject.account_id)
@@ -229,6 +254,8 @@ class RuleEngine:
         inputs: set[str] = set()
         for ctx, rules in prepared:
             for c in rules:
+                if not c.reads_model:
+                    continue
                 try:
                     key = c.detector.model_input(ctx)
                 except Exception:
@@ -245,8 +272,14 @@ class RuleEngine:
             log.exception("the profanity model failed on a batch of %d texts", len(ordered))
 
     def _score_batches(self, prepared: list[tuple[Context, list[CompiledRule]]]) -> None:
-        for compiled in self._batched:
-            contexts = [ctx for ctx, rules in prepared if compiled in rules]
+        if not self._batched:
+            return
+        by_rule: dict[CompiledRule, list[Context]] = {c: [] for c in self._batched}
+        for ctx, rules in prepared:
+            for c in rules:
+                if c.detector.batched:
+                    by_rule[c].append(ctx)
+        for compiled, contexts in by_rule.items():
             if not contexts:
                 continue
             try:
@@ -276,7 +309,7 @@ class RuleEngine:
                     continue
                 group_key = hashlib.blake2b(key.encode("utf-8", "replace"),
                                             digest_size=16).hexdigest()
-            best = max(matches, key=lambda m: m.score)
+            best = matches[0] if len(matches) == 1 else max(matches, key=lambda m: m.score)
             message, action = self._wording(rule, subject.language)
             out.append(
                 Detection(
@@ -294,7 +327,7 @@ class RuleEngine:
                     group_key=group_key,
                 )
             )
-        if any(d.rule_id in self._suppressible for d in out):
+        if out and any(d.rule_id in self._suppressible for d in out):
             reported = {d.category for d in out if d.rule_id not in self._suppressible}
             out = [d for d in out
                    if not reported.intersection(self._suppressible.get(d.rule_id, ()))]
