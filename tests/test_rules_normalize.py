@@ -6,6 +6,10 @@ import time
 
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.rules import normalize as normalize_module
 from monitor.rules.normalize import fold_pattern, normalize
 
 
@@ -96,3 +100,24 @@ def test_times_ordinals_and_units_are_not_leetspeak(text: str) -> None:
     folded = normalize(text).folded.text
     assert normalize(text).text.text == folded  # digits kept: "15h30" is not "isheo"
     assert normalize("h4te u k1ll").text.text == "hate u kill"
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_the_index_map_agrees_with_folding_each_character(text: str) -> None:
+    # the fast path builds the map from the positions of the characters whose folded
+    # form is not one character; it must be exactly the character-by-character map
+    # ("é" first: ASCII text takes another path, a lower() with no map)
+    text = "é" + text
+    fast, each = normalize_module._fold(text), normalize_module._fold_each(text)
+    assert (fast.text, fast.starts) == (each.text, each.starts)
+
+
+def test_a_folded_view_maps_back_around_dropped_and_doubled_characters() -> None:
+    text = "bravo 👍\ufe0f l'équipe, cœur"
+    view = normalize(text).folded
+    assert view.text == "bravo 👍 l'equipe, coeur"
+    start = view.text.index("coeur")
+    assert text[slice(*view.span(start, start + 5))] == "cœur"
+    start = view.text.index("l'equipe")
+    assert text[slice(*view.span(start, start + 8))] == "l'équipe"

@@ -209,11 +209,46 @@ class _FoldTable(dict[int, str]):
 
     def __missing__(self, key: int) -> str:
         value = fold_char(chr(key))
+        if len(value) != 1:
+            _ODD.note(chr(key))
         if len(self) < 200_000:
             self[key] = value
         return value
 
 
+class _OddCharacters:
+    """The characters seen so far whose folded form is not exactly one character
+    (dropped marks, ligatures, "œ"), as one regex: a text without any of them folds
+    character for character, so its view needs no index map.
+
+    Filled by the fold table as it meets characters; past `_ODD_LIMIT` of them (only
+    adversarial input gets there) `search` answers "maybe" for every text and the
+    caller checks each character instead.
+    """
+
+    def __init__(self) -> None:
+        self._chars: set[str] = set()
+        self._program: re.Pattern[str] | None = None
+
+    def note(self, char: str) -> None:
+        if char not in self._chars:
+            self._chars.add(char)
+            self._program = None
+
+    @property
+    def overflowing(self) -> bool:
+        return len(self._chars) > _ODD_LIMIT
+
+    def program(self) -> re.Pattern[str]:
+        program = self._program
+        if program is None:
+            body = "".join(sorted(re.escape(c) for c in self._chars))
+            program = self._program = re.compile(f"[{body}]" if body else "(?!)")
+        return program
+
+
+_ODD_LIMIT = 4_096
+_ODD = _OddCharacters()
 _TABLE = _FoldTable()
 
 # Leetspeak: only decoded inside a word that also has letters ("k1ll", "$hit", "b!tch"),
@@ -328,9 +363,27 @@ def normalize(original: str) -> Normalized:
 def _fold(original: str) -> View:
     if original.isascii():
         return View(original.lower(), None, len(original))
-    translated = original.translate(_TABLE)
-    if len(translated) == len(original) and all(len(_TABLE[ord(c)]) == 1 for c in set(original)):
+    translated = original.translate(_TABLE)  # notes every odd character first
+    if _ODD.overflowing:
+        return _fold_each(original)
+    odd = _ODD.program()
+    if not odd.search(original):
         return View(translated, None, len(original))
+    # a few odd characters (an emoji's variation selector, a combining accent): the
+    # index map is ranges between them
+    starts: list[int] = []
+    pos = 0
+    for m in odd.finditer(original):
+        i = m.start()
+        starts.extend(range(pos, i))
+        starts.extend([i] * len(_TABLE[ord(original[i])]))
+        pos = i + 1
+    starts.extend(range(pos, len(original)))
+    return View(translated, starts, len(original))
+
+
+def _fold_each(original: str) -> View:
+    """`_fold` one character at a time (for when the odd characters are too many)."""
     out: list[str] = []
     starts: list[int] = []
     for index, char in enumerate(original):
@@ -338,7 +391,9 @@ def _fold(original: str) -> View:
         if piece:
             out.append(piece)
             starts.extend([index] * len(piece))
-    return View("".join(out), starts, len(original))
+    text = "".join(out)
+    identity = len(starts) == len(original) and all(i == s for i, s in enumerate(starts))
+    return View(text, None if identity else starts, len(original))
 
 
 def _decode_leet(text: str) -> str:

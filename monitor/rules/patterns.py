@@ -90,6 +90,11 @@ def _raw(program: Any) -> Any:
     return raw if usable else None
 
 
+# whether this re2 release has the shape `_raw` expects, checked once: `spans` runs a
+# few times per comment and the check costs as much as a short match
+_RAW_USABLE = _raw(re2.compile("a")) is not None
+
+
 def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each match, in characters of `text`.
 
@@ -98,7 +103,7 @@ def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
     which maps UTF-8 offsets back to characters.
     """
     ascii_text = text.isascii()
-    raw = _raw(program) if ascii_text else None
+    raw = getattr(program, "_regexp", None) if ascii_text and _RAW_USABLE else None
     if raw is None:
         for m in program.finditer(text.encode("ascii") if ascii_text else text):
             yield m.span()
