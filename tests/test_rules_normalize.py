@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +120,16 @@ def test_a_folded_view_maps_back_around_dropped_and_doubled_characters() -> None
     assert text[slice(*view.span(start, start + 5))] == "cœur"
     start = view.text.index("l'equipe")
     assert text[slice(*view.span(start, start + 8))] == "l'équipe"
+
+
+@given(st.text(alphabet=st.sampled_from(list("akilsue 1034$@!|.-_*'€xz\né")), max_size=30)
+       | st.text(max_size=30))
+@settings(max_examples=500, deadline=None)
+def test_the_re2_gates_agree_with_the_re_gates(text: str) -> None:
+    # one RE2 Set stands in for three Python `re` searches; a text must pass exactly
+    # the gates the `re` patterns (with their look-arounds and back-reference) pass
+    text = text.lower()
+    expected = {i for i, gate in enumerate((normalize_module._LEET_GATE, normalize_module._RUN,
+                                            normalize_module._SPACED_HINT))
+                if gate.search(text)}
+    assert set(normalize_module._gates(text)) == expected

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -294,6 +295,36 @@ _RUN = re.compile(r"([a-z])\1\1+")
 _SPACED = re2.compile(r"(?:^|[^a-z0-9'])((?:[a-z][ ._*\-]){2,}[a-z])(?:[^a-z0-9']|$)")
 _SPACED_HINT = re.compile(r"(?<![a-z0-9'])[a-z][ ._*\-][a-z][ ._*\-][a-z](?![a-z0-9'])")
 _SEPARATORS = frozenset(" ._*-")
+
+# The three gates above as one RE2 Set, so a comment that needs none of the steps (most
+# do not) is ruled out in one pass over its bytes instead of three Python `re`
+# searches, which cost a sixth of the engine's instructions.  Each pattern is its gate
+# without the look-arounds and back-references RE2 lacks; a property test checks that
+# they agree with the `re` gates.
+_GATE_LEET, _GATE_RUN, _GATE_SPACED = 0, 1, 2
+
+
+def _gate_set() -> Any:
+    options = re2.Options()
+    options.never_capture = True
+    found = re2.Set.SearchSet(options)
+    for pattern in (_LEET_GATE.pattern,
+                    "|".join(letter * 3 for letter in "abcdefghijklmnopqrstuvwxyz"),
+                    r"(?:^|[^a-z0-9'])[a-z][ ._*\-][a-z][ ._*\-][a-z](?:[^a-z0-9']|$)"):
+        found.Add(pattern)
+    found.Compile()
+    return found
+
+
+_GATE_SET = _gate_set()
+_GATE_RAW = getattr(_GATE_SET, "_set", None)
+
+
+def _gates(text: str) -> list[int]:
+    """Which of the leetspeak, run and spaced-letter gates `text` passes (may be [])."""
+    if _GATE_RAW is not None:  # the wrapper's own call, without its per-call checks
+        return _GATE_RAW.Match(text.encode("utf-8", "surrogatepass"))  # type: ignore[no-any-return]
+    return _GATE_SET.Match(text) or []
 _JOINABLE = frozenset("bcdefghjklmnpqrstvwxz")  # letters that are not one-letter words
 
 
@@ -345,14 +376,20 @@ def normalize(original: str) -> Normalized:
     """Fold, decode leetspeak, squash runs and join spaced letters; never raises."""
     folded = _fold(original)
     text = folded.text
+    gates = _gates(text)
+    if not gates:  # most comments: nothing to decode, squash or join
+        return Normalized(original, folded, folded)
     starts = folded.starts
-    changed = False
-    if _LEET_GATE.search(text) and _LEET_HINT.search(text):
+    decoded = changed = False
+    if _GATE_LEET in gates and _LEET_HINT.search(text):
         text = _decode_leet(text)
-    if _RUN.search(text):
+        decoded = True  # decoding can make a run ("f000ck") or spaced letters: ask again
+    if _RUN.search(text) if decoded else _GATE_RUN in gates:
         text, starts = _squash(text, starts)
         changed = True
-    if _SPACED_HINT.search(text) and _SPACED.search(text):
+    spaced = (_SPACED_HINT.search(text) if decoded or changed
+              else _GATE_SPACED in gates)
+    if spaced and _SPACED.search(text):
         text, starts = _join_spaced(text, starts)
         changed = True
     if not changed and text is folded.text:
