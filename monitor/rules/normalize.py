@@ -323,7 +323,7 @@ _GATE_RAW = getattr(_GATE_SET, "_set", None)
 def _gates(text: str) -> list[int]:
     """Which of the leetspeak, run and spaced-letter gates `text` passes (may be [])."""
     if _GATE_RAW is not None:  # the wrapper's own call, without its per-call checks
-        return _GATE_RAW.Match(text.encode("utf-8", "surrogatepass"))  # type: ignore[no-any-return]
+        return _GATE_RAW.Match(text.encode("utf-8", "surrogatepass"))
     return _GATE_SET.Match(text) or []
 _JOINABLE = frozenset("bcdefghjklmnpqrstvwxz")  # letters that are not one-letter words
 
