@@ -417,3 +417,13 @@ def test_a_business_address_is_still_personal_where_someone_lives_there() -> Non
 
 def test_a_school_anniversary_is_not_a_birthdate() -> None:
     assert "privacy.birthdate" not in _personal("happy 10th anniversary! founded may 3 2014")
+
+
+def test_a_second_engine_shares_the_first_ones_compiled_programs() -> None:
+    # an RE2 program builds its automaton as it matches: a reload must not start cold,
+    # so engines built from the same packs share the process's compiled programs
+    first, second = RuleEngine.shipped(), RuleEngine.shipped()
+    assert first._both is not None and first._both is second._both
+    programs = {id(getattr(c.detector, "_program", None)) for c in first.rules}
+    again = {id(getattr(c.detector, "_program", None)) for c in second.rules}
+    assert programs == again and len(programs) > 10

@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import re2
-
 from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules.detectors import Context, Detector, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
-from monitor.rules.patterns import options
+from monitor.rules.patterns import search_set
 from monitor.rules.profanity import classify
 from monitor.rules.recent import RecentWindow, fingerprint
 from monitor.rules.settings import RulesSettings
@@ -40,14 +38,6 @@ class CompiledRule:
     languages: frozenset[str] | None  # None: every language
     prefilter: tuple[ViewName, frozenset[int]] | None  # Set indices that may fire it
     reads_model: bool  # the detector has a `model_input` for the batched profanity model
-
-
-def _search_set(patterns: list[str]) -> Any:
-    found = re2.Set.SearchSet(options())
-    for pattern in patterns:
-        found.Add(pattern)
-    found.Compile()
-    return found
 
 
 _WOKEN_CACHE = 8_192  # distinct sets of Set hits remembered per (kind, language)
@@ -112,11 +102,11 @@ class RuleEngine:
             pending.append((rule, detector, languages, pre.view, indices))
         for view, pats in set_patterns.items():
             if pats:
-                self._sets[view] = _search_set(pats)
+                self._sets[view] = search_set(tuple(pats))
         # most comments need no folding beyond lower case, so both views are one string:
         # one Set over both views' patterns then does the work of two
         self._offset: dict[ViewName, int] = {"text": 0, "folded": len(set_patterns["text"])}
-        self._both = (_search_set(set_patterns["text"] + set_patterns["folded"])
+        self._both = (search_set((*set_patterns["text"], *set_patterns["folded"]))
                       if len(self._sets) == 2 else None)
         self.rules = [
             CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None,

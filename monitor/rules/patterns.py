@@ -10,6 +10,7 @@ the engine on adversarial text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,7 +71,31 @@ def alternation(patterns: list[str]) -> str:
 
 def compile_any(patterns: list[str], *, capture: bool = False) -> Any:
     """One RE2 program matching any of the (rewritten) patterns."""
-    return re2.compile(alternation(patterns), options(capture=capture))
+    return program(alternation(patterns), capture=capture)
+
+
+@functools.lru_cache(maxsize=4_096)
+def program(source: str, *, capture: bool = False) -> Any:
+    """The process's one compiled RE2 program for `source` (case-insensitive).
+
+    Why share: an RE2 program builds its automaton while it matches, and the first
+    few thousand comments through a new program cost several times the later ones.
+    Programs are immutable and safe to use from many threads, so an engine rebuilt
+    for a configuration reload, a second engine or a test reuses warm ones and compiles
+    nothing.
+    """
+    return re2.compile(source, options(capture=capture))
+
+
+@functools.lru_cache(maxsize=8)
+def search_set(patterns: tuple[str, ...]) -> Any:
+    """The process's one compiled RE2 Set of `patterns` (already rewritten), shared as
+    `program` is.  Few are kept: each may hold up to `options().max_mem` of automaton."""
+    found = re2.Set.SearchSet(options())
+    for pattern in patterns:
+        found.Add(pattern)
+    found.Compile()
+    return found
 
 
 _UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)

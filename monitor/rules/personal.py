@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
-import re2
 from pydantic import BaseModel, Field
 
 from monitor.rules import patterns, readings
@@ -25,11 +24,10 @@ from monitor.rules.detectors import (
     RuleEnv,
     in_domains,
 )
-from monitor.rules.patterns import options
 
 
 def _program(source: str) -> Any:
-    return re2.compile(source, options())
+    return patterns.program(source)
 
 
 # The school's own address or postal code, given so families can find it, is public:
@@ -346,9 +344,9 @@ class StudentNumberDetector(Detector, name="student_number"):
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
-        self._program = re2.compile(_OEN, options(capture=True))
-        self._school_id = re2.compile(_SCHOOL_ID, options(capture=True))
-        self._oen_words = re2.compile(_OEN_WORDS, options(capture=True))
+        self._program = patterns.program(_OEN, capture=True)
+        self._school_id = patterns.program(_SCHOOL_ID, capture=True)
+        self._oen_words = patterns.program(_OEN_WORDS, capture=True)
         self._digit_token = _program(readings.DIGIT_TOKEN)
 
     def prefilter(self) -> Prefilter:
@@ -530,8 +528,8 @@ class PhoneDetector(Detector, name="phone_number"):
                                                          *self.env.public_phone_numbers))
         self._spelled = _program(_SPELLED)
         self._token = _program(readings.SPELLED_TOKEN)
-        self._named_number = re2.compile(_NAMED_NUMBER, options(capture=True))
-        self._split_number = re2.compile(_SPLIT_NUMBER, options(capture=True))
+        self._named_number = patterns.program(_NAMED_NUMBER, capture=True)
+        self._split_number = patterns.program(_SPLIT_NUMBER, capture=True)
         self._international = _program(_INTERNATIONAL)
         self._public_before = _program(_PUBLIC_BEFORE)
         self._own_before = _program(_OWN_BEFORE)

@@ -192,7 +192,7 @@ class ProfanityDetector(Detector, name="profanity"):
         self._params = params
         self._words_src = tuple(word_pattern(w) for w in params.words)
         self._words = (
-            patterns.re2.compile("|".join(f"(?:{w})" for w in self._words_src), patterns.options())
+            patterns.program("|".join(f"(?:{w})" for w in self._words_src))
             if params.words else None
         )
         self._ignore = patterns.compile_any(params.ignore) if params.ignore else None

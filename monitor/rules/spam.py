@@ -7,11 +7,10 @@ what was said recently (`RecentWindow`).
 
 from __future__ import annotations
 
-import re2
 from pydantic import BaseModel, Field
 
+from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv, in_domains
-from monitor.rules.patterns import options
 from monitor.rules.recent import RecentWindow, fingerprint
 
 _TLDS = (
@@ -39,7 +38,7 @@ class OutsideLinkDetector(Detector, name="outside_link"):
         assert isinstance(params, LinkParams)
         self._allowed = tuple(d.lower().lstrip(".") for d in
                               (*self.env.allowed_domains, *params.allowed))
-        self._program = re2.compile(_URL, options(capture=True))
+        self._program = patterns.program(_URL, capture=True)
 
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (_URL_HINT,))

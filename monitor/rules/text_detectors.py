@@ -72,7 +72,7 @@ class TargetedDetector(Detector, name="targeted"):
             rf"(?:^|[^a-z0-9])(?:{patterns.alternation(params.targets)}){gap}"
             rf"[^a-z0-9]+(?:{patterns.alternation(params.terms)})(?:[^a-z0-9]|$)"
         )
-        self._program = patterns.re2.compile(self._source, patterns.options())
+        self._program = patterns.program(self._source)
         self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
 
     def prefilter(self) -> Prefilter:
