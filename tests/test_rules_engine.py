@@ -16,7 +16,7 @@ from monitor.model import (
     Subject,
     SubjectKind,
 )
-from monitor.rules import RuleEngine, RulesSettings
+from monitor.rules import RuleEngine, RulesSettings, patterns
 from monitor.rules.detectors import RuleEnv
 from monitor.rules.pack import SHIPPED_PACKS, load_shipped_pack
 
@@ -422,8 +422,11 @@ def test_a_school_anniversary_is_not_a_birthdate() -> None:
 def test_a_second_engine_shares_the_first_ones_compiled_programs() -> None:
     # an RE2 program builds its automaton as it matches: a reload must not start cold,
     # so engines built from the same packs share the process's compiled programs
-    first, second = RuleEngine.shipped(), RuleEngine.shipped()
-    assert first._both is not None and first._both is second._both
-    programs = {id(getattr(c.detector, "_program", None)) for c in first.rules}
-    again = {id(getattr(c.detector, "_program", None)) for c in second.rules}
-    assert programs == again and len(programs) > 10
+    first = RuleEngine.shipped()
+    programs, sets = patterns.program.cache_info(), patterns.search_set.cache_info()
+    second = RuleEngine.shipped()
+    assert patterns.program.cache_info().misses == programs.misses
+    assert patterns.program.cache_info().hits > programs.hits + 10
+    assert patterns.search_set.cache_info().misses == sets.misses
+    assert {id(getattr(c.detector, "_program", None)) for c in first.rules} == {
+        id(getattr(c.detector, "_program", None)) for c in second.rules}

@@ -20,7 +20,7 @@ from typing import Any
 from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules.detectors import Context, Detector, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
-from monitor.rules.patterns import search_set
+from monitor.rules.patterns import search_set, set_matcher
 from monitor.rules.profanity import classify
 from monitor.rules.recent import RecentWindow, fingerprint
 from monitor.rules.settings import RulesSettings
@@ -102,11 +102,11 @@ class RuleEngine:
             pending.append((rule, detector, languages, pre.view, indices))
         for view, pats in set_patterns.items():
             if pats:
-                self._sets[view] = search_set(tuple(pats))
+                self._sets[view] = set_matcher(search_set(tuple(pats)))
         # most comments need no folding beyond lower case, so both views are one string:
         # one Set over both views' patterns then does the work of two
         self._offset: dict[ViewName, int] = {"text": 0, "folded": len(set_patterns["text"])}
-        self._both = (search_set((*set_patterns["text"], *set_patterns["folded"]))
+        self._both = (set_matcher(search_set((*set_patterns["text"], *set_patterns["folded"])))
                       if len(self._sets) == 2 else None)
         self.rules = [
             CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None,
@@ -223,11 +223,11 @@ class RuleEngine:
             norm = ctx.norm
             hits: list[int] = []
             if self._both is not None and norm.text is norm.folded:
-                hits = self._both.Match(norm.text.text) or hits
+                hits = self._both(norm.text.text)
             else:
                 for view in applicable.views:
                     offset = self._offset[view]
-                    found = self._sets[view].Match(ctx.view(view).text)
+                    found = self._sets[view](ctx.view(view).text)
                     if found:
                         hits.extend([offset + i for i in found] if offset else found)
             if len(hits) > 1:

@@ -11,7 +11,7 @@ the engine on adversarial text.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import re2
@@ -85,6 +85,20 @@ def program(source: str, *, capture: bool = False) -> Any:
     nothing.
     """
     return re2.compile(source, options(capture=capture))
+
+
+def set_matcher(found: Any) -> Callable[[str], list[int]]:
+    """A function giving the indices of the patterns of the Set `found` that match a
+    text ([] for none).
+
+    The wrapper's `Match` checks and encodes in Python on every call, which cost about
+    as much as the scan itself; the C++ Set's own `Match` reads the UTF-8 bytes.
+    """
+    raw = getattr(found, "_set", None)
+    if raw is not None and callable(getattr(raw, "Match", None)):
+        match = raw.Match
+        return lambda text: match(text.encode("utf-8"))
+    return lambda text: found.Match(text) or []
 
 
 @functools.lru_cache(maxsize=8)
