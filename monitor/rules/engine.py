@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.model import Detection, Subject, SubjectKind
+from monitor.rules import collector
 from monitor.rules.detectors import Context, Detector, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
 from monitor.rules.patterns import search_set, set_matcher
@@ -166,10 +167,11 @@ class RuleEngine:
         """
         probabilities: dict[str, float] = {}
         memo: dict[str, bytes] = {}
-        prepared = [self._prepare(Context(s, probabilities, memo)) for s in subjects]
-        self._classify(prepared, probabilities)
-        self._score_batches(prepared)
-        return [self._run(ctx, rules) for ctx, rules in prepared]
+        with collector.paused():
+            prepared = [self._prepare(Context(s, probabilities, memo)) for s in subjects]
+            self._classify(prepared, probabilities)
+            self._score_batches(prepared)
+            return [self._run(ctx, rules) for ctx, rules in prepared]
 
     def remember(self, subjects: Iterable[Subject]) -> int:
         """Replay comments seen before this engine existed into the detectors that keep
