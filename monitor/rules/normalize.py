@@ -382,8 +382,10 @@ def normalize(original: str) -> Normalized:
     starts = folded.starts
     decoded = changed = False
     if _GATE_LEET in gates and _LEET_HINT.search(text):
-        text = _decode_leet(text)
-        decoded = True  # decoding can make a run ("f000ck") or spaced letters: ask again
+        decoded_text = _decode_leet(text)
+        if decoded_text != text:  # "15h30", "8th": the view stays the folded one
+            text = decoded_text
+            decoded = True  # decoding can make a run ("f000ck") or spaced letters: ask again
     if _RUN.search(text) if decoded else _GATE_RUN in gates:
         text, starts = _squash(text, starts)
         changed = True
@@ -437,7 +439,8 @@ def _decode_leet(text: str) -> str:
     chars = list(text)
     for m in _LEET_WORD.finditer(text):
         word = m.group()
-        if word.isdigit() or not any("a" <= c <= "z" for c in word) or _NOT_LEET.fullmatch(word):
+        # letters only: nothing to decode (most words); no letter: a number or symbols
+        if word.isalpha() or not any("a" <= c <= "z" for c in word) or _NOT_LEET.fullmatch(word):
             continue
         begin, end = m.start(), m.end()
         for i in range(begin, end):
