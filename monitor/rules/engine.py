@@ -44,6 +44,21 @@ class CompiledRule:
 _WOKEN_CACHE = 8_192  # distinct sets of Set hits remembered per (kind, language)
 
 
+class _Woken(list[CompiledRule]):
+    """The rules to run on one comment, in order, with the two subsets the batch steps
+    need worked out once per distinct list rather than once per comment."""
+
+    __slots__ = ("batched", "readers")
+
+    def __init__(self, rules: Iterable[CompiledRule] = ()) -> None:
+        super().__init__(rules)
+        self.batched = [c for c in self if c.detector.batched]  # `score_batch` hooks
+        self.readers = [c for c in self if c.reads_model]  # profanity-model inputs
+
+
+_NONE = _Woken()
+
+
 @dataclass(frozen=True, slots=True)
 class _Applicable:
     """The rules for one (kind, language), and which Set hits wake which of them."""
@@ -56,15 +71,15 @@ class _Applicable:
     views: tuple[ViewName, ...]  # the views that some of these rules prefilter
     # the rules to run for one tuple of Set hits: most comments hit nothing or the same
     # few patterns, so the set arithmetic and sort are done once per distinct tuple
-    woken: dict[tuple[int, ...], list[CompiledRule]]
+    woken: dict[tuple[int, ...], _Woken]
 
-    def for_hits(self, hits: tuple[int, ...]) -> list[CompiledRule]:
+    def for_hits(self, hits: tuple[int, ...]) -> _Woken:
         found = self.woken.get(hits)
         if found is None:
             keep = set(self.always)
             for i in hits:
                 keep.update(self.by_hit.get(i, ()))
-            found = [self.rules[i] for i in sorted(keep)]
+            found = _Woken(self.rules[i] for i in sorted(keep))
             if len(self.woken) < _WOKEN_CACHE:
                 self.woken[hits] = found
         return found
@@ -218,7 +233,7 @@ class RuleEngine:
                 rules, always, by_hit, tuple(v for v in _VIEWS if v in views), {})
         return found
 
-    def _prepare(self, ctx: Context) -> tuple[Context, list[CompiledRule]]:
+    def _prepare(self, ctx: Context) -> tuple[Context, _Woken]:
         """Applicable rules that survive the Set prefilter (never raises)."""
         try:
             applicable = self._applicable(ctx.subject)
@@ -238,16 +253,14 @@ class RuleEngine:
         except Exception:
             log.exception("could not prepare a %s of account %s", ctx.subject.kind,
                           ctx.subject.account_id)
-            return ctx, []
+            return ctx, _NONE
 
     @staticmethod
-    def _classify(prepared: list[tuple[Context, list[CompiledRule]]],
+    def _classify(prepared: list[tuple[Context, _Woken]],
                   probabilities: dict[str, float]) -> None:
         inputs: set[str] = set()
         for ctx, rules in prepared:
-            for c in rules:
-                if not c.reads_model:
-                    continue
+            for c in rules.readers:
                 try:
                     key = c.detector.model_input(ctx)
                 except Exception:
@@ -263,14 +276,13 @@ class RuleEngine:
         except Exception:
             log.exception("the profanity model failed on a batch of %d texts", len(ordered))
 
-    def _score_batches(self, prepared: list[tuple[Context, list[CompiledRule]]]) -> None:
+    def _score_batches(self, prepared: list[tuple[Context, _Woken]]) -> None:
         if not self._batched:
             return
         by_rule: dict[CompiledRule, list[Context]] = {c: [] for c in self._batched}
         for ctx, rules in prepared:
-            for c in rules:
-                if c.detector.batched:
-                    by_rule[c].append(ctx)
+            for c in rules.batched:
+                by_rule[c].append(ctx)
         for compiled, contexts in by_rule.items():
             if not contexts:
                 continue
