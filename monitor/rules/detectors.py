@@ -70,7 +70,7 @@ def in_domains(host: str, domains: tuple[str, ...]) -> bool:
 class Context:
     """One subject being evaluated, with its normalised views computed on first use."""
 
-    __slots__ = ("_norm", "inputs", "memo", "probabilities", "scores", "subject")
+    __slots__ = ("_norm", "hints", "inputs", "memo", "probabilities", "scores", "subject")
 
     def __init__(
         self,
@@ -86,6 +86,15 @@ class Context:
         self.memo = memo if memo is not None else {}
         self.inputs: dict[int, str | None] = {}  # model input per detector, computed once
         self.scores: dict[str, float | None] = {}  # set by `Detector.score_batch` hooks
+        # (id(detector), name) of the `Detector.hints` groups the engine's Set found in
+        # this text; None outside the engine: every hint then counts as found
+        self.hints: frozenset[tuple[int, str]] | None = None
+
+    def may_match(self, detector: Detector, hint: str) -> bool:
+        """For a group the detector declares in `Detector.hints`: False only when the
+        engine's Set scan saw none of its patterns, so the detector's own regex for them
+        would find nothing."""
+        return self.hints is None or (id(detector), hint) in self.hints
 
     @property
     def norm(self) -> Normalized:
@@ -140,6 +149,12 @@ class Detector:
     def prefilter(self) -> Prefilter | None:
         """Patterns that must match for `detect` to have a chance; None: always run."""
         return None
+
+    def hints(self) -> dict[str, Prefilter]:
+        """Named pattern groups the engine scans in its Set pass for a rule that runs on
+        every comment anyway, so `detect` can skip a regex of its own that cannot match
+        (`Context.may_match`).  Each group must match exactly when that regex does."""
+        return {}
 
     def model_input(self, ctx: Context) -> str | None:
         """Text to classify with the profanity model (batched by the engine), if any."""

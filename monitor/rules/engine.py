@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules import collector
-from monitor.rules.detectors import Context, Detector, RuleEnv, ViewName
+from monitor.rules.detectors import Context, Detector, Prefilter, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
 from monitor.rules.patterns import search_set, set_matcher
 from monitor.rules.profanity import classify
@@ -39,6 +39,8 @@ class CompiledRule:
     languages: frozenset[str] | None  # None: every language
     prefilter: tuple[ViewName, frozenset[int]] | None  # Set indices that may fire it
     reads_model: bool  # the detector has a `model_input` for the batched profanity model
+    # the detector's named hint groups: (view, Set indices, name)
+    hints: tuple[tuple[ViewName, frozenset[int], str], ...] = ()
 
 
 _WOKEN_CACHE = 8_192  # distinct sets of Set hits remembered per (kind, language)
@@ -48,12 +50,14 @@ class _Woken(list[CompiledRule]):
     """The rules to run on one comment, in order, with the two subsets the batch steps
     need worked out once per distinct list rather than once per comment."""
 
-    __slots__ = ("batched", "readers")
+    __slots__ = ("batched", "hints", "readers")
 
-    def __init__(self, rules: Iterable[CompiledRule] = ()) -> None:
+    def __init__(self, rules: Iterable[CompiledRule] = (),
+                 hints: frozenset[tuple[int, str]] = frozenset()) -> None:
         super().__init__(rules)
         self.batched = [c for c in self if c.detector.batched]  # `score_batch` hooks
         self.readers = [c for c in self if c.reads_model]  # profanity-model inputs
+        self.hints = hints  # (id(detector), hint name) of the hint groups that matched
 
 
 _NONE = _Woken()
@@ -68,7 +72,8 @@ class _Applicable:
     # Set hit -> positions; a hit of the "folded" view's Set counts from the number of
     # "text" patterns, as in the one Set over both views
     by_hit: dict[int, list[int]]
-    views: tuple[ViewName, ...]  # the views that some of these rules prefilter
+    hinted_by: dict[int, list[tuple[int, str]]]  # Set hit -> (id(detector), hint name)
+    views: tuple[ViewName, ...]  # the views that some of these rules prefilter or hint
     # the rules to run for one tuple of Set hits: most comments hit nothing or the same
     # few patterns, so the set arithmetic and sort are done once per distinct tuple
     woken: dict[tuple[int, ...], _Woken]
@@ -79,7 +84,8 @@ class _Applicable:
             keep = set(self.always)
             for i in hits:
                 keep.update(self.by_hit.get(i, ()))
-            found = _Woken(self.rules[i] for i in sorted(keep))
+            hinted = frozenset(h for i in hits for h in self.hinted_by.get(i, ()))
+            found = _Woken((self.rules[i] for i in sorted(keep)), hinted)
             if len(self.woken) < _WOKEN_CACHE:
                 self.woken[hits] = found
         return found
@@ -101,21 +107,24 @@ class RuleEngine:
         off = set(disabled)
         self._sets: dict[ViewName, Any] = {}
         set_patterns: dict[ViewName, list[str]] = {v: [] for v in _VIEWS}
-        pending: list[tuple[Rule, Detector, frozenset[str] | None, ViewName | None, list[int]]] = []
+        self.rules: list[CompiledRule] = []
+
+        def add(pre: Prefilter) -> frozenset[int]:
+            """Put a prefilter's patterns in its view's Set; their indices there."""
+            start = len(set_patterns[pre.view])
+            set_patterns[pre.view].extend(pre.patterns)
+            return frozenset(range(start, len(set_patterns[pre.view])))
+
         for rule, language in merged.values():
             if not rule.enabled or rule.id in off:
                 continue
             detector = rule.build_detector(self.env)
             languages = None if rule.any_language or language == "any" else frozenset({language})
             pre = detector.prefilter()
-            if pre is None:
-                pending.append((rule, detector, languages, None, []))
-                continue
-            indices = []
-            for pattern in pre.patterns:
-                indices.append(len(set_patterns[pre.view]))
-                set_patterns[pre.view].append(pattern)
-            pending.append((rule, detector, languages, pre.view, indices))
+            self.rules.append(CompiledRule(
+                rule, detector, languages, (pre.view, add(pre)) if pre is not None else None,
+                type(detector).model_input is not Detector.model_input,
+                tuple((hint.view, add(hint), name) for name, hint in detector.hints().items())))
         for view, pats in set_patterns.items():
             if pats:
                 self._sets[view] = set_matcher(search_set(tuple(pats)))
@@ -124,11 +133,6 @@ class RuleEngine:
         self._offset: dict[ViewName, int] = {"text": 0, "folded": len(set_patterns["text"])}
         self._both = (set_matcher(search_set((*set_patterns["text"], *set_patterns["folded"])))
                       if len(self._sets) == 2 else None)
-        self.rules = [
-            CompiledRule(rule, det, langs, (view, frozenset(idx)) if view is not None else None,
-                         type(det).model_input is not Detector.model_input)
-            for rule, det, langs, view, idx in pending
-        ]
         self._batched = [c for c in self.rules if c.detector.batched]
         self._wordings: dict[tuple[str, str], tuple[str, str]] = {}
         self._suppressible = {c.rule.id: frozenset(c.rule.suppressed_by)
@@ -220,6 +224,7 @@ class RuleEngine:
                 and (c.languages is None or not lang or lang in c.languages)
             ]
             by_hit: dict[int, list[int]] = {}
+            hinted_by: dict[int, list[tuple[int, str]]] = {}
             views: set[ViewName] = set()
             for position, c in enumerate(rules):
                 if c.prefilter is not None:
@@ -228,9 +233,14 @@ class RuleEngine:
                     offset = self._offset[view]
                     for i in indices:
                         by_hit.setdefault(offset + i, []).append(position)
+                for view, indices, name in c.hints:
+                    views.add(view)
+                    offset = self._offset[view]
+                    for i in indices:
+                        hinted_by.setdefault(offset + i, []).append((id(c.detector), name))
             always = frozenset(i for i, c in enumerate(rules) if c.prefilter is None)
             found = self._applicable_cache[key] = _Applicable(
-                rules, always, by_hit, tuple(v for v in _VIEWS if v in views), {})
+                rules, always, by_hit, hinted_by, tuple(v for v in _VIEWS if v in views), {})
         return found
 
     def _prepare(self, ctx: Context) -> tuple[Context, _Woken]:
@@ -249,7 +259,9 @@ class RuleEngine:
                         hits.extend([offset + i for i in found] if offset else found)
             if len(hits) > 1:
                 hits.sort()
-            return ctx, applicable.for_hits(tuple(hits))
+            woken = applicable.for_hits(tuple(hits))
+            ctx.hints = woken.hints
+            return ctx, woken
         except Exception:
             log.exception("could not prepare a %s of account %s", ctx.subject.kind,
                           ctx.subject.account_id)

@@ -197,11 +197,24 @@ class ProfanityDetector(Detector, name="profanity"):
         )
         self._ignore = patterns.compile_any(params.ignore) if params.ignore else None
         self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
+        # with the model the rule runs on every comment, so the engine's Set pass tells
+        # whether the word list or the masked vocabulary can match at all
+        self._hints: dict[str, Prefilter] = {}
+        if params.model and self._words_src:
+            self._hints["words"] = Prefilter("text", self._words_src)
+        if params.model and params.ignore:
+            self._hints["ignore"] = Prefilter("text", tuple(map(patterns.rewrite, params.ignore)))
 
     def prefilter(self) -> Prefilter | None:
         if self._params.model or not self._words_src:
             return None
         return Prefilter("text", self._words_src)
+
+    def hints(self) -> dict[str, Prefilter]:
+        return dict(self._hints)
+
+    def _may_match(self, ctx: Context, hint: str) -> bool:
+        return hint not in self._hints or ctx.may_match(self, hint)
 
     def model_input(self, ctx: Context) -> str | None:
         if not self._params.model:
@@ -210,7 +223,7 @@ class ProfanityDetector(Detector, name="profanity"):
         if key in ctx.inputs:
             return ctx.inputs[key]
         text = ctx.norm.text.text[:_MAX_MODEL_CHARS]
-        if self._ignore is not None:
+        if self._ignore is not None and self._may_match(ctx, "ignore"):
             text = patterns.blank(self._ignore, text)
         result = text if any(map(str.isalpha, text)) else None
         ctx.inputs[key] = result
@@ -218,7 +231,7 @@ class ProfanityDetector(Detector, name="profanity"):
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
-        if self._words is not None:
+        if self._words is not None and self._may_match(ctx, "words"):
             span = patterns.first_unexcluded(self._words, self._exclude, view.text)
             if span is not None:
                 return [ctx.match(view, *span)]
