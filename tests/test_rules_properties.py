@@ -80,11 +80,12 @@ def test_blank_is_the_wrappers_sub(text: str) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet="kildeabx é$\u200b", max_size=40),
-       st.sampled_from([r"kill|die|\bab\b|x*", r"a|", "$", r"\bk\w*"]))
+@given(st.text(alphabet="kildeabx é$\u200b😀", max_size=40) | st.text(max_size=30),
+       st.sampled_from([r"kill|die|\bab\b|x*", r"a|", "$", r"\bk\w*", r"é\w?|😀", r"\S"]))
 def test_spans_are_the_wrappers_spans(text: str, pattern: str) -> None:
-    # patterns.spans calls RE2 directly for ASCII text (no Python match objects);
-    # it must give what the public API gives, empty matches included
+    # patterns.spans calls RE2 directly (no Python match objects) and counts UTF-8
+    # offsets back into characters itself; it must give what the public API gives,
+    # empty matches and multi-byte characters included
     program = patterns.re2.compile(pattern, patterns.options())
     public = program.finditer(text.encode("ascii") if text.isascii() else text)
     assert list(patterns.spans(program, text)) == [m.span() for m in public]

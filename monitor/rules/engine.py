@@ -190,7 +190,11 @@ class RuleEngine:
             prepared = [self._prepare(Context(s, probabilities, memo)) for s in subjects]
             self._classify(prepared, probabilities)
             self._score_batches(prepared)
-            return [self._run(ctx, rules) for ctx, rules in prepared]
+            results = [self._run(ctx, rules) for ctx, rules in prepared]
+            # freed here, by reference counting: left for after the pause, the contexts
+            # would be walked by the collection that re-enabling it soon starts
+            del prepared
+        return results
 
     def remember(self, subjects: Iterable[Subject]) -> int:
         """Replay comments seen before this engine existed into the detectors that keep

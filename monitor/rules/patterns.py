@@ -129,34 +129,60 @@ def _raw(program: Any) -> Any:
     return raw if usable else None
 
 
-# whether this re2 release has the shape `_raw` expects, checked once: `spans` runs a
-# few times per comment and the check costs as much as a short match
+# whether this re2 release has the shape `_raw` expects (and the offset helpers its
+# wrapper uses for non-ASCII text), checked once: `spans` runs a few times per comment
+# and the check costs as much as a short match
 _RAW_USABLE = _raw(re2.compile("a")) is not None
+_OFFSETS: Any = getattr(re2, "_re2", None)
+_UTF8_USABLE = _RAW_USABLE and all(callable(getattr(_OFFSETS, name, None))
+                                   for name in ("BytesToCharLen", "CharLenToBytes"))
 
 
 def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of each match, in characters of `text`.
 
-    For ASCII text (most comments) the program reads the bytes, whose offsets are the
-    character offsets, straight from RE2 (`_raw`); other text goes through the wrapper,
-    which maps UTF-8 offsets back to characters.
+    The program reads the text's bytes straight from RE2 (`_raw`): for ASCII text (most
+    comments) their offsets are the character offsets; for other text the UTF-8 byte
+    offsets are counted back into characters with the helpers the wrapper itself uses,
+    from one match to the next, instead of the wrapper's per-match bookkeeping.  The
+    public API is the fallback (tests/test_rules_properties.py checks all give the same
+    spans).
     """
-    ascii_text = text.isascii()
-    raw = getattr(program, "_regexp", None) if ascii_text and _RAW_USABLE else None
+    if text.isascii():
+        raw = getattr(program, "_regexp", None) if _RAW_USABLE else None
+        if raw is None:
+            for m in program.finditer(text.encode("ascii")):
+                yield m.span()
+            return
+        data = text.encode("ascii")
+        pos, end = 0, len(data)
+        while True:
+            start, stop = raw.Match(_UNANCHORED, data, pos, end)[0]
+            if start < 0:
+                return
+            yield start, stop
+            if pos == end:  # the wrapper's own loop, step for step (empty matches too)
+                return
+            pos = pos + 1 if pos == stop else stop
+    raw = getattr(program, "_regexp", None) if _UTF8_USABLE else None
     if raw is None:
-        for m in program.finditer(text.encode("ascii") if ascii_text else text):
+        for m in program.finditer(text):
             yield m.span()
         return
-    data = text.encode("ascii")
+    data = text.encode("utf-8")
+    chars_to = _OFFSETS.BytesToCharLen  # (bytes, from, to) -> characters in between
     pos, end = 0, len(data)
+    counted, chars = 0, 0  # `chars` characters lie before byte `counted`
     while True:
         start, stop = raw.Match(_UNANCHORED, data, pos, end)[0]
         if start < 0:
             return
-        yield start, stop
-        if pos == end:  # the wrapper's own loop, step for step (empty matches too)
+        first = chars + chars_to(data, counted, start)
+        counted, chars = stop, first + chars_to(data, start, stop)
+        yield first, chars
+        if pos == end:
             return
-        pos = pos + 1 if pos == stop else stop
+        pos = pos + _OFFSETS.CharLenToBytes(data, pos, 1) if pos == stop else stop
 
 
 def blank(program: Any, text: str) -> str:
