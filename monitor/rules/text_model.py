@@ -465,9 +465,8 @@ class TextModelDetector(Detector, name="text_model"):
         if not todo:
             return
         fitted = model()
-        columns = [(name, fitted.head(name)) for name in HEADS]
         for text, row in zip(todo, fitted.scores(list(todo)).tolist(), strict=True):
-            scores = {name: row[column] for name, column in columns}
+            scores = dict(zip(fitted.heads, row, strict=True))  # the columns, in order
             for ctx in todo[text]:
                 ctx.scores.update(scores)
 
