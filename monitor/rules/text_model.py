@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from monitor.rules import patterns
-from monitor.rules.detectors import Context, Detector, Match, Params, RuleEnv
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
 from monitor.rules.normalize import normalize
 
 _BITS = 18
@@ -81,11 +81,12 @@ def prepare(text: str) -> str:
     return model_view(normalize(text).text.text)
 
 
-def model_view(normalised: str) -> str:
-    """What the model reads of the engine's normalised text: truncated, idioms blanked."""
+def model_view(normalised: str, *, may_hold_idiom: bool = True) -> str:
+    """What the model reads of the engine's normalised text: truncated, idioms blanked
+    (`may_hold_idiom=False`: the caller knows no idiom gate string is in the text)."""
     if len(normalised) > _MAX_CHARS:
         normalised = normalised[:_MAX_CHARS]
-    return blank_idioms(normalised)
+    return blank_idioms(normalised) if may_hold_idiom else normalised
 
 
 def idiom_patterns() -> list[str]:
@@ -403,6 +404,7 @@ def _letters(text: str) -> int:
 # one search for any of them: half the cost of fourteen `in` tests (literals only, so
 # `re` is linear here)
 _IDIOM_GATE_PROGRAM = re.compile("|".join(map(re.escape, IDIOM_GATE)))
+_IDIOM_HINT = Prefilter("text", tuple(map(re.escape, IDIOM_GATE)))
 
 
 def may_hold_idiom(text: str) -> bool:
@@ -444,10 +446,13 @@ class TextModelDetector(Detector, name="text_model"):
         self._threshold = params.threshold
         self._below = params.below if params.below is not None else float("inf")
 
-    @staticmethod
-    def _text(ctx: Context) -> str | None:
+    def hints(self) -> dict[str, Prefilter]:
+        # the idiom gate's strings, found by the engine's Set pass instead of a search
+        return {"idioms": _IDIOM_HINT}
+
+    def _text(self, ctx: Context) -> str | None:
         """What the model reads, or None when too short to judge."""
-        text = model_view(ctx.norm.text.text)
+        text = model_view(ctx.norm.text.text, may_hold_idiom=ctx.may_match(self, "idioms"))
         return text if _letters(text) >= _MIN_LETTERS else None
 
     def score_batch(self, contexts: Sequence[Context]) -> None:
