@@ -27,6 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rules_bench import BATCH, warmed_engine  # noqa: E402
 
+from monitor.rules import collector  # noqa: E402
 from monitor.rules.detectors import Context  # noqa: E402
 from monitor.rules.normalize import normalize  # noqa: E402
 
@@ -51,6 +52,8 @@ def main() -> int:
     for i in range(0, n, BATCH):
         probabilities: dict[str, float] = {}
         memo: dict[str, bytes] = {}
+        pause = collector.paused()  # as evaluate_batch runs its stages
+        pause.__enter__()
         t = time.perf_counter()
         prepared = [engine._prepare(Context(s, probabilities, memo))
                     for s in timed[i : i + BATCH]]
@@ -68,6 +71,8 @@ def main() -> int:
                 per_rule[compiled.rule.id] += time.perf_counter() - t
                 passed[compiled.rule.id] += 1
                 fired[compiled.rule.id] += bool(found)
+        del prepared
+        pause.__exit__(None, None, None)
     stages["rule detectors"] = sum(per_rule.values())
     total = sum(stages.values())
 
