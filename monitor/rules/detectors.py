@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,9 +38,10 @@ _BUILTIN_MODULES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """Where and how strongly a detector matched; offsets index the original text."""
+class Match(NamedTuple):
+    """Where and how strongly a detector matched; offsets index the original text.
+
+    A named tuple (immutable, and cheaper to build than a frozen dataclass)."""
 
     score: float
     start: int | None = None
