@@ -1,11 +1,15 @@
 """Apply rule packs to subjects: every enabled rule whose `applies_to` covers the subject.
 
-Speed comes from three choices: each comment is normalised once and shared by all rules
-(`Context`); every pattern of every rule is scanned in one RE2 Set pass per view, and
-only rules whose patterns hit run their detector; the profanity model is called once
-per batch.  Robustness: a detector that raises is logged and skipped, so no comment
-and no rule can stop a monitoring cycle.  The engine is safe to share between threads
-(its only mutable state, the recent-comment window, has its own lock).
+Speed comes from a few choices: each comment is normalised once and shared by all rules
+(`Context`); every pattern of every rule, and the hint groups of rules that run on every
+comment (`Detector.hints`), are scanned in one RE2 Set pass, and only rules whose
+patterns hit run their detector; the rules woken by one set of hits are worked out once;
+the two models are called once per batch; compiled RE2 programs are shared by the
+process (`patterns.program`); the cyclic garbage collector is paused for the batch
+(`collector`).  Robustness: a detector that raises is logged and skipped, so no comment
+and no rule can stop a monitoring cycle.  The engine is safe to share between threads:
+the recent-comment window has its own lock, and its lookup caches are only ever filled
+with the same value for the same key, so a race repeats work and nothing else.
 """
 
 from __future__ import annotations

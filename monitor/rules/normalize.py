@@ -21,7 +21,7 @@ both the text and the rule patterns (`fold_pattern`).
 
 Speed matters (the engine must handle tens of thousands of comments per second), so the
 common case — ASCII text without leetspeak, runs or spacing tricks — costs a `lower()`
-and three RE2 prefilter scans; the per-character loop only runs when a string needs it.
+and one RE2 Set scan (`_gates`); the per-character work only runs when a string needs it.
 """
 
 from __future__ import annotations
