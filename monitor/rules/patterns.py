@@ -101,10 +101,12 @@ def set_matcher(found: Any) -> Callable[[str], list[int]]:
     return lambda text: found.Match(text) or []
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=6)
 def search_set(patterns: tuple[str, ...]) -> Any:
     """The process's one compiled RE2 Set of `patterns` (already rewritten), shared as
-    `program` is.  Few are kept: each may hold up to `options().max_mem` of automaton."""
+    `program` is.  Few are kept, each may hold up to `options().max_mem` of automaton:
+    an engine uses three, so six keep the running engine's and the one a reload with
+    changed packs replaces."""
     found = re2.Set.SearchSet(options())
     for pattern in patterns:
         found.Add(pattern)
