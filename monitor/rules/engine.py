@@ -23,7 +23,7 @@ from typing import Any
 
 from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules import collector
-from monitor.rules.detectors import Context, Detector, Prefilter, RuleEnv, ViewName
+from monitor.rules.detectors import Context, Detector, Match, Prefilter, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
 from monitor.rules.patterns import search_set, set_matcher
 from monitor.rules.profanity import classify
@@ -314,17 +314,17 @@ class RuleEngine:
 
     def _run(self, ctx: Context, rules: list[CompiledRule]) -> list[Detection]:
         subject = ctx.subject
-        out: list[Detection] = []
+        fired: list[tuple[Rule, Match, str | None]] = []
         for compiled in rules:
-            rule = compiled.rule
             try:
                 matches = compiled.detector.detect(ctx)
             except Exception:
-                log.exception("rule %s failed on a %s of account %s", rule.id, subject.kind,
-                              subject.account_id)
+                log.exception("rule %s failed on a %s of account %s", compiled.rule.id,
+                              subject.kind, subject.account_id)
                 continue
             if not matches:
                 continue
+            rule = compiled.rule
             group_key = None
             burst = self._burst(ctx, rule) if rule.category in BURST_CATEGORIES else None
             if burst is not None:
@@ -334,28 +334,33 @@ class RuleEngine:
                 group_key = hashlib.blake2b(key.encode("utf-8", "replace"),
                                             digest_size=16).hexdigest()
             best = matches[0] if len(matches) == 1 else max(matches, key=lambda m: m.score)
-            message, action = self._wording(rule, subject.language)
-            out.append(
-                Detection(
-                    rule_id=rule.id,
-                    section=rule.section,
-                    category=rule.category,
-                    severity=rule.severity,
-                    detector=rule.detector.type,
-                    score=round(best.score, 4),
-                    message=message,
-                    action=action,
-                    evidence_start=best.start,
-                    evidence_end=best.end,
-                    notify_owner_now=rule.notify_owner_now,
-                    group_key=group_key,
-                )
-            )
-        if out and any(d.rule_id in self._suppressible for d in out):
-            reported = {d.category for d in out if d.rule_id not in self._suppressible}
-            out = [d for d in out
-                   if not reported.intersection(self._suppressible.get(d.rule_id, ()))]
-        return out
+            fired.append((rule, best, group_key))
+        if len(fired) > 1 and any(rule.id in self._suppressible for rule, _, _ in fired):
+            # a second-stage rule stays quiet when a first-stage rule reported its category
+            # (decided before any Detection is built: a third of them would be dropped)
+            reported = {rule.category for rule, _, _ in fired if rule.id not in self._suppressible}
+            fired = [f for f in fired
+                     if not reported.intersection(self._suppressible.get(f[0].id, ()))]
+        return [self._detection(rule, best, group_key, subject.language)
+                for rule, best, group_key in fired]
+
+    def _detection(self, rule: Rule, best: Match, group_key: str | None,
+                   language: str) -> Detection:
+        message, action = self._wording(rule, language)
+        return Detection(
+            rule_id=rule.id,
+            section=rule.section,
+            category=rule.category,
+            severity=rule.severity,
+            detector=rule.detector.type,
+            score=round(best.score, 4),
+            message=message,
+            action=action,
+            evidence_start=best.start,
+            evidence_end=best.end,
+            notify_owner_now=rule.notify_owner_now,
+            group_key=group_key,
+        )
 
     def _wording(self, rule: Rule, language: str) -> tuple[str, str]:
         """The rule's message and action in a language, looked up once per pair."""
