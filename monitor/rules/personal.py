@@ -305,6 +305,8 @@ class StreetAddressDetector(_RegexDetector, name="street_address"):
         words = hit.split()
         if not words or words[-1].strip(".,") in _NOT_STREETS or patterns.found(_RANKING, hit):
             return True
+        if start >= 2 and text[start - 1] == ":" and text[start - 2].isdigit():
+            return True  # the minutes of a time: "8:05 is way too early"
         before = text[max(0, start - _BUSINESS_CONTEXT) : start]
         if patterns.found(_BUSINESS_BEFORE, before) and not patterns.found(
                 _HOME_WORDS, text[max(0, start - _CONTEXT) : end]):
