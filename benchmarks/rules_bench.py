@@ -11,7 +11,7 @@ sample of the same input (every 20th comment); `--bp-all` times all of it.
 Each pass uses a fresh engine (so repetition detection starts empty).  The first pass
 is a cold start: the process's RE2 programs build their automata as the comments
 arrive, which makes its first ~10,000 comments cost 2-3x the later ones.  Later
-engines share those programs (`patterns.program`), as an engine rebuilt by a reload
+engines share those programs (`programs.program`), as an engine rebuilt by a reload
 does, so the later passes measure what a running service sees; the figure is the best
 of them (`--repeat=K` passes after the first, 3 by default), as `timeit` reports: on a
 shared VM the slower passes measure the neighbours, not the code.  Both are printed.

@@ -55,33 +55,31 @@ def main() -> int:
     for i in range(0, n, BATCH):
         probabilities: dict[str, float] = {}
         memo: dict[str, bytes] = {}
-        pause = collector.paused()  # as evaluate_batch runs its stages
-        pause.__enter__()
-        t = time.perf_counter()
-        prepared = [engine._prepare(Context(s, probabilities, memo))
-                    for s in timed[i : i + BATCH]]
-        stages["normalisation + Set prefilter"] += time.perf_counter() - t
-        t = time.perf_counter()
-        engine._classify(prepared, probabilities)
-        stages["profanity model (batched)"] += time.perf_counter() - t
-        t = time.perf_counter()
-        engine._score_batches(prepared)
-        stages["text classifier (batched)"] += time.perf_counter() - t
-        for ctx, rules in prepared:
-            for compiled in rules:
-                t = time.perf_counter()
-                found = compiled.detector.detect(ctx)
-                per_rule[compiled.rule.id] += time.perf_counter() - t
-                passed[compiled.rule.id] += 1
-                fired[compiled.rule.id] += bool(found)
-        # the same rules again through the engine's own loop, which also builds the
-        # findings: timed apart, since the per-rule clocks above cost time of their own
-        t = time.perf_counter()
-        for ctx, rules in prepared:
-            engine._run(ctx, rules)
-        whole_loop += time.perf_counter() - t
-        del prepared
-        pause.__exit__(None, None, None)
+        with collector.paused():  # as evaluate_batch runs its stages
+            t = time.perf_counter()
+            prepared = [engine._prepare(Context(s, probabilities, memo))
+                        for s in timed[i : i + BATCH]]
+            stages["normalisation + Set prefilter"] += time.perf_counter() - t
+            t = time.perf_counter()
+            engine._classify(prepared, probabilities)
+            stages["profanity model (batched)"] += time.perf_counter() - t
+            t = time.perf_counter()
+            engine._score_batches(prepared)
+            stages["text classifier (batched)"] += time.perf_counter() - t
+            for ctx, rules in prepared:
+                for compiled in rules:
+                    t = time.perf_counter()
+                    found = compiled.detector.detect(ctx)
+                    per_rule[compiled.rule.id] += time.perf_counter() - t
+                    passed[compiled.rule.id] += 1
+                    fired[compiled.rule.id] += bool(found)
+            # the same rules again through the engine's own loop, which also builds the
+            # findings: timed apart, since the per-rule clocks above cost time of their own
+            t = time.perf_counter()
+            for ctx, rules in prepared:
+                engine._run(ctx, rules)
+            whole_loop += time.perf_counter() - t
+            del prepared
     stages["rule detectors"] = sum(per_rule.values())
     total = sum(stages.values())
 

@@ -17,6 +17,7 @@ from monitor.model import (
     SubjectKind,
 )
 from monitor.rules import RuleEngine, RulesSettings, patterns
+from monitor.rules import programs as rule_programs
 from monitor.rules.detectors import RuleEnv
 from monitor.rules.pack import SHIPPED_PACKS, load_shipped_pack
 
@@ -423,10 +424,10 @@ def test_a_second_engine_shares_the_first_ones_compiled_programs() -> None:
     # an RE2 program builds its automaton as it matches: a reload must not start cold,
     # so engines built from the same packs share the process's compiled programs
     first = RuleEngine.shipped()
-    programs, sets = patterns.program.cache_info(), patterns.search_set.cache_info()
+    programs, sets = patterns.program.cache_info(), rule_programs.search_set.cache_info()
     second = RuleEngine.shipped()
     assert patterns.program.cache_info().misses == programs.misses
     assert patterns.program.cache_info().hits > programs.hits + 10
-    assert patterns.search_set.cache_info().misses == sets.misses
+    assert rule_programs.search_set.cache_info().misses == sets.misses
     assert {id(getattr(c.detector, "_program", None)) for c in first.rules} == {
         id(getattr(c.detector, "_program", None)) for c in second.rules}

@@ -105,7 +105,7 @@ def test_the_set_pass_hints_never_change_what_a_rule_finds(text: str, language: 
     subject = Subject(kind=SubjectKind.COMMENT, account_id="a", school_id="s",
                       language=language, text=text)
     hinted, rules = ENGINE._prepare(Context(subject))
-    assert hinted.hints is not None
+    assert hinted.ruled_out is not None
     for compiled in rules:
         if compiled.detector.remembers:  # stateful: a second look is not the same look
             continue

@@ -71,7 +71,7 @@ def in_domains(host: str, domains: tuple[str, ...]) -> bool:
 class Context:
     """One subject being evaluated, with its normalised views computed on first use."""
 
-    __slots__ = ("_norm", "hints", "inputs", "memo", "probabilities", "scores", "subject")
+    __slots__ = ("_norm", "inputs", "memo", "probabilities", "ruled_out", "scores", "subject")
 
     def __init__(
         self,
@@ -87,15 +87,15 @@ class Context:
         self.memo = memo if memo is not None else {}
         self.inputs: dict[int, str | None] = {}  # model input per detector, computed once
         self.scores: dict[str, float | None] = {}  # set by `Detector.score_batch` hooks
-        # (id(detector), name) of the `Detector.hints` groups the engine's Set found in
-        # this text; None outside the engine: every hint then counts as found
-        self.hints: frozenset[tuple[int, str]] | None = None
+        # (id(detector), name) of the `Detector.hints` groups none of whose patterns the
+        # engine's Set pass found in this text; None: no Set pass (outside the engine)
+        self.ruled_out: frozenset[tuple[int, str]] | None = None
 
     def may_match(self, detector: Detector, hint: str) -> bool:
-        """For a group the detector declares in `Detector.hints`: False only when the
-        engine's Set scan saw none of its patterns, so the detector's own regex for them
-        would find nothing."""
-        return self.hints is None or (id(detector), hint) in self.hints
+        """False only when the engine's Set pass saw none of the patterns of the
+        detector's hint group `hint`, so the detector's own regex for them would find
+        nothing; True for a group the detector does not declare."""
+        return self.ruled_out is None or (id(detector), hint) not in self.ruled_out
 
     @property
     def norm(self) -> Normalized:

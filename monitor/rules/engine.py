@@ -5,7 +5,7 @@ Speed comes from a few choices: each comment is normalised once and shared by al
 comment (`Detector.hints`), are scanned in one RE2 Set pass, and only rules whose
 patterns hit run their detector; the rules woken by one set of hits are worked out once;
 the two models are called once per batch; compiled RE2 programs are shared by the
-process (`patterns.program`); the cyclic garbage collector is paused for the batch
+process (`programs`); the cyclic garbage collector is paused for the batch
 (`collector`).  Robustness: a detector that raises is logged and skipped, so no comment
 and no rule can stop a monitoring cycle.  The engine is safe to share between threads:
 the recent-comment window has its own lock, and its lookup caches are only ever filled
@@ -25,8 +25,8 @@ from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules import collector
 from monitor.rules.detectors import Context, Detector, Match, Prefilter, RuleEnv, ViewName
 from monitor.rules.pack import SHIPPED_PACKS, Rule, RulePack, load_pack, load_shipped_pack
-from monitor.rules.patterns import search_set, set_matcher
 from monitor.rules.profanity import classify
+from monitor.rules.programs import search_set, set_matcher
 from monitor.rules.recent import RecentWindow, fingerprint
 from monitor.rules.settings import RulesSettings
 
@@ -54,14 +54,15 @@ class _Woken(list[CompiledRule]):
     """The rules to run on one comment, in order, with the two subsets the batch steps
     need worked out once per distinct list rather than once per comment."""
 
-    __slots__ = ("batched", "hints", "readers")
+    __slots__ = ("batched", "readers", "ruled_out")
 
     def __init__(self, rules: Iterable[CompiledRule] = (),
-                 hints: frozenset[tuple[int, str]] = frozenset()) -> None:
+                 ruled_out: frozenset[tuple[int, str]] = frozenset()) -> None:
         super().__init__(rules)
         self.batched = [c for c in self if c.detector.batched]  # `score_batch` hooks
         self.readers = [c for c in self if c.reads_model]  # profanity-model inputs
-        self.hints = hints  # (id(detector), hint name) of the hint groups that matched
+        # (id(detector), hint name) of the declared hint groups the Set did not see
+        self.ruled_out = ruled_out
 
 
 _NONE = _Woken()
@@ -77,6 +78,7 @@ class _Applicable:
     # "text" patterns, as in the one Set over both views
     by_hit: dict[int, list[int]]
     hinted_by: dict[int, list[tuple[int, str]]]  # Set hit -> (id(detector), hint name)
+    declared: frozenset[tuple[int, str]]  # every hint group of these rules
     views: tuple[ViewName, ...]  # the views that some of these rules prefilter or hint
     # the rules to run for one tuple of Set hits: most comments hit nothing or the same
     # few patterns, so the set arithmetic and sort are done once per distinct tuple
@@ -88,8 +90,8 @@ class _Applicable:
             keep = set(self.always)
             for i in hits:
                 keep.update(self.by_hit.get(i, ()))
-            hinted = frozenset(h for i in hits for h in self.hinted_by.get(i, ()))
-            found = _Woken((self.rules[i] for i in sorted(keep)), hinted)
+            seen = {h for i in hits for h in self.hinted_by.get(i, ())}
+            found = _Woken((self.rules[i] for i in sorted(keep)), self.declared - seen)
             if len(self.woken) < _WOKEN_CACHE:
                 self.woken[hits] = found
         return found
@@ -248,7 +250,9 @@ class RuleEngine:
                         hinted_by.setdefault(offset + i, []).append((id(c.detector), name))
             always = frozenset(i for i, c in enumerate(rules) if c.prefilter is None)
             found = self._applicable_cache[key] = _Applicable(
-                rules, always, by_hit, hinted_by, tuple(v for v in _VIEWS if v in views), {})
+                rules, always, by_hit, hinted_by,
+                frozenset((id(c.detector), name) for c in rules for _, _, name in c.hints),
+                tuple(v for v in _VIEWS if v in views), {})
         return found
 
     def _prepare(self, ctx: Context) -> tuple[Context, _Woken]:
@@ -268,7 +272,7 @@ class RuleEngine:
             if len(hits) > 1:
                 hits.sort()
             woken = applicable.for_hits(tuple(hits))
-            ctx.hints = woken.hints
+            ctx.ruled_out = woken.ruled_out
             return ctx, woken
         except Exception:
             log.exception("could not prepare a %s of account %s", ctx.subject.kind,

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import re2
+
+from monitor.rules.programs import search_set, set_matcher
 
 # Look-alike letters that NFKC leaves alone, already casefolded (keys are lower case).
 _CONFUSABLES: dict[str, str] = {
@@ -299,31 +301,14 @@ _SEPARATORS = frozenset(" ._*-")
 # do not) is ruled out in one pass over its bytes instead of three Python `re`
 # searches, which cost a sixth of the engine's instructions.  Each pattern is its gate
 # without the look-arounds and back-references RE2 lacks; a property test checks that
-# they agree with the `re` gates.
+# they agree with the `re` gates (case-sensitive as they are: a case-insensitive `[a-z]`
+# would also take the Kelvin sign and the long s).
 _GATE_LEET, _GATE_RUN, _GATE_SPACED = 0, 1, 2
-
-
-def _gate_set() -> Any:
-    options = re2.Options()
-    options.never_capture = True
-    found = re2.Set.SearchSet(options)
-    for pattern in (_LEET_GATE.pattern,
-                    "|".join(letter * 3 for letter in "abcdefghijklmnopqrstuvwxyz"),
-                    r"(?:^|[^a-z0-9'])[a-z][ ._*\-][a-z][ ._*\-][a-z](?:[^a-z0-9']|$)"):
-        found.Add(pattern)
-    found.Compile()
-    return found
-
-
-_GATE_SET = _gate_set()
-_GATE_RAW = getattr(_GATE_SET, "_set", None)
-
-
-def _gates(text: str) -> list[int]:
-    """Which of the leetspeak, run and spaced-letter gates `text` passes (may be [])."""
-    if _GATE_RAW is not None:  # the wrapper's own call, without its per-call checks
-        return _GATE_RAW.Match(text.encode("utf-8", "surrogatepass"))
-    return _GATE_SET.Match(text) or []
+_gates = set_matcher(search_set((
+    _LEET_GATE.pattern,
+    "|".join(letter * 3 for letter in "abcdefghijklmnopqrstuvwxyz"),
+    r"(?:^|[^a-z0-9'])[a-z][ ._*\-][a-z][ ._*\-][a-z](?:[^a-z0-9']|$)",
+), case_sensitive=True))  # which of the leetspeak, run and spaced-letter gates a folded text passes
 _JOINABLE = frozenset("bcdefghjklmnpqrstvwxz")  # letters that are not one-letter words
 
 

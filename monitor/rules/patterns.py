@@ -10,24 +10,15 @@ the engine on adversarial text.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import re2
 
 from monitor.rules.normalize import fold_pattern
+from monitor.rules.programs import options, program
 
 _QUANTIFIERS = frozenset("?*+{")
-
-
-def options(*, capture: bool = False) -> Any:
-    """Case-insensitive RE2 options with room for large alternations."""
-    opts = re2.Options()
-    opts.case_sensitive = False
-    opts.never_capture = not capture
-    opts.max_mem = 64 << 20
-    return opts
 
 
 def rewrite(pattern: str) -> str:
@@ -74,46 +65,6 @@ def compile_any(patterns: list[str], *, capture: bool = False) -> Any:
     return program(alternation(patterns), capture=capture)
 
 
-@functools.lru_cache(maxsize=4_096)
-def program(source: str, *, capture: bool = False) -> Any:
-    """The process's one compiled RE2 program for `source` (case-insensitive).
-
-    Why share: an RE2 program builds its automaton while it matches, and the first
-    few thousand comments through a new program cost several times the later ones.
-    Programs are immutable and safe to use from many threads, so an engine rebuilt
-    for a configuration reload, a second engine or a test reuses warm ones and compiles
-    nothing.
-    """
-    return re2.compile(source, options(capture=capture))
-
-
-def set_matcher(found: Any) -> Callable[[str], list[int]]:
-    """A function giving the indices of the patterns of the Set `found` that match a
-    text ([] for none).
-
-    The wrapper's `Match` checks and encodes in Python on every call, which cost about
-    as much as the scan itself; the C++ Set's own `Match` reads the UTF-8 bytes.
-    """
-    raw = getattr(found, "_set", None)
-    if raw is not None and callable(getattr(raw, "Match", None)):
-        match = raw.Match
-        return lambda text: match(text.encode("utf-8"))
-    return lambda text: found.Match(text) or []
-
-
-@functools.lru_cache(maxsize=6)
-def search_set(patterns: tuple[str, ...]) -> Any:
-    """The process's one compiled RE2 Set of `patterns` (already rewritten), shared as
-    `program` is.  Few are kept, each may hold up to `options().max_mem` of automaton:
-    an engine uses three, so six keep the running engine's and the one a reload with
-    changed packs replaces."""
-    found = re2.Set.SearchSet(options())
-    for pattern in patterns:
-        found.Add(pattern)
-    found.Compile()
-    return found
-
-
 _UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
 
 
@@ -150,41 +101,32 @@ def spans(program: Any, text: str) -> Iterator[tuple[int, int]]:
     public API is the fallback (tests/test_rules_properties.py checks all give the same
     spans).
     """
-    if text.isascii():
-        raw = getattr(program, "_regexp", None) if _RAW_USABLE else None
-        if raw is None:
-            for m in program.finditer(text.encode("ascii")):
-                yield m.span()
-            return
-        data = text.encode("ascii")
-        pos, end = 0, len(data)
-        while True:
-            start, stop = raw.Match(_UNANCHORED, data, pos, end)[0]
-            if start < 0:
-                return
-            yield start, stop
-            if pos == end:  # the wrapper's own loop, step for step (empty matches too)
-                return
-            pos = pos + 1 if pos == stop else stop
-    raw = getattr(program, "_regexp", None) if _UTF8_USABLE else None
+    ascii_text = text.isascii()
+    raw = (getattr(program, "_regexp", None)
+           if (_RAW_USABLE if ascii_text else _UTF8_USABLE) else None)
     if raw is None:
-        for m in program.finditer(text):
+        for m in program.finditer(text.encode("ascii") if ascii_text else text):
             yield m.span()
         return
-    data = text.encode("utf-8")
-    chars_to = _OFFSETS.BytesToCharLen  # (bytes, from, to) -> characters in between
+    data = text.encode("ascii" if ascii_text else "utf-8")
     pos, end = 0, len(data)
     counted, chars = 0, 0  # `chars` characters lie before byte `counted`
     while True:
         start, stop = raw.Match(_UNANCHORED, data, pos, end)[0]
         if start < 0:
             return
-        first = chars + chars_to(data, counted, start)
-        counted, chars = stop, first + chars_to(data, start, stop)
+        if ascii_text:  # a byte is a character
+            first, chars = start, stop
+        else:
+            first = chars + _OFFSETS.BytesToCharLen(data, counted, start)
+            counted, chars = stop, first + _OFFSETS.BytesToCharLen(data, start, stop)
         yield first, chars
-        if pos == end:
+        if pos == end:  # the wrapper's own loop, step for step (empty matches too)
             return
-        pos = pos + _OFFSETS.CharLenToBytes(data, pos, 1) if pos == stop else stop
+        if pos != stop:
+            pos = stop
+        else:  # an empty match: one character on
+            pos += 1 if ascii_text else _OFFSETS.CharLenToBytes(data, pos, 1)
 
 
 def blank(program: Any, text: str) -> str:

@@ -25,11 +25,6 @@ from monitor.rules.detectors import (
     in_domains,
 )
 
-
-def _program(source: str) -> Any:
-    return patterns.program(source)
-
-
 # The school's own address or postal code, given so families can find it, is public:
 # "the school address is 150 main st", "postal code for the school is L9T 4H7"
 _SCHOOL_PLACE = (
@@ -69,8 +64,8 @@ class _RegexDetector(Detector):
 
     def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
         super().__init__(params, env)
-        self._program = _program(self.source)
-        self._public = _program(self.public_before) if self.public_before else None
+        self._program = patterns.program(self.source)
+        self._public = patterns.program(self.public_before) if self.public_before else None
 
     def prefilter(self) -> Prefilter:
         hints = ((readings.LOOKALIKE_HINT,) if self.lookalike_digits else ()) + (
@@ -141,7 +136,7 @@ _ROLE_MAILBOXES = frozenset((
     "direction", "secretariat", "bureau", "accueil", "transportation", "frontdesk",
     "sports", "music", "musique", "bibliotheque", "arts",
 ))
-_LOCAL_PART_SEPARATORS = _program(r"[._\-+]")
+_LOCAL_PART_SEPARATORS = patterns.program(r"[._\-+]")
 # words that come before "at" in a sentence, never a mailbox name before "at gmail"
 _NOT_LOCAL_PARTS = frozenset((
     "now", "me", "us", "them", "him", "her", "it", "you", "here", "there", "up", "out",
@@ -223,7 +218,7 @@ _STREET_ENDINGS = (
     r"|croft|wick|worth|mere|moor|shire|ton|field|stone|hill|way"
 )
 _STREET_WORDS = r"hill|view|ridge|grove|glen|woods|meadows|heights|gardens"
-_RANKING = _program(r"^[0-9]{1,2}(?:e|er|re|eme|ieme|nd|rd|th)\s+place\b")
+_RANKING = patterns.program(r"^[0-9]{1,2}(?:e|er|re|eme|ieme|nd|rd|th)\s+place\b")
 _NOT_STREETS = frozenset((
     "anyway", "halfway", "hallway", "doorway", "subway", "runway", "midway", "railway",
     "badminton", "cotton", "button", "carton", "skeleton", "outfield", "midfield", "infield",
@@ -239,14 +234,14 @@ _NOT_STREETS = frozenset((
 # A business, venue or public building named just before an address: its address is
 # public ("thanks to Luigi's Pizzeria at 45 Main St", "Centre communautaire, 1055 rue
 # Laurier"), unless the words around say someone lives there
-_BUSINESS_BEFORE = _program(
+_BUSINESS_BEFORE = patterns.program(
     r"\b(?:pizzeria|pizza|restaurant|cafe|clinic|clinique|hardware|sportsplex|arena|centre"
     r"|center|theatre|caisse|inc|ltd|store|magasin|pharmacy|pharmacie|library|bibliotheque"
     r"|church|eglise|legion|hall|salle|community|communautaire|plaza|mall|hotel|dentist"
     r"|dental|ymca|bank|banque|museum|musee|studio|dealership|bakery|boulangerie"
     r"|depanneur)\b"
 )
-_HOME_WORDS = _program(
+_HOME_WORDS = patterns.program(
     r"\b(?:live|lives|living|house|place|apartment|apt|maison|habite|habitons|reste"
     r"|restons|chez (?:nous|moi|eux|elle|lui|sa|son|ses|ma|mon|mes)|our|my|mon|ma|notre"
     r"|grandma'?s?|grandpa'?s?|grand-mere|grand-pere|aunt'?s?|tante)\b"
@@ -349,7 +344,7 @@ class StudentNumberDetector(Detector, name="student_number"):
         self._program = patterns.program(_OEN, capture=True)
         self._school_id = patterns.program(_SCHOOL_ID, capture=True)
         self._oen_words = patterns.program(_OEN_WORDS, capture=True)
-        self._digit_token = _program(readings.DIGIT_TOKEN)
+        self._digit_token = patterns.program(readings.DIGIT_TOKEN)
 
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (_OEN, _SCHOOL_ID, _OEN_WORDS, readings.LOOKALIKE_HINT))
@@ -528,13 +523,13 @@ class PhoneDetector(Detector, name="phone_number"):
         super().__init__(params, env)
         self._public_numbers = frozenset(_national(n) for n in (*HELPLINES,
                                                          *self.env.public_phone_numbers))
-        self._spelled = _program(_SPELLED)
-        self._token = _program(readings.SPELLED_TOKEN)
+        self._spelled = patterns.program(_SPELLED)
+        self._token = patterns.program(readings.SPELLED_TOKEN)
         self._named_number = patterns.program(_NAMED_NUMBER, capture=True)
         self._split_number = patterns.program(_SPLIT_NUMBER, capture=True)
-        self._international = _program(_INTERNATIONAL)
-        self._public_before = _program(_PUBLIC_BEFORE)
-        self._own_before = _program(_OWN_BEFORE)
+        self._international = patterns.program(_INTERNATIONAL)
+        self._public_before = patterns.program(_PUBLIC_BEFORE)
+        self._own_before = patterns.program(_OWN_BEFORE)
 
     def prefilter(self) -> Prefilter:
         return Prefilter("folded", (_PHONE_HINT, _SPELLED, _SPLIT_NUMBER))

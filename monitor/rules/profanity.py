@@ -213,9 +213,6 @@ class ProfanityDetector(Detector, name="profanity"):
     def hints(self) -> dict[str, Prefilter]:
         return dict(self._hints)
 
-    def _may_match(self, ctx: Context, hint: str) -> bool:
-        return hint not in self._hints or ctx.may_match(self, hint)
-
     def model_input(self, ctx: Context) -> str | None:
         if not self._params.model:
             return None
@@ -223,7 +220,7 @@ class ProfanityDetector(Detector, name="profanity"):
         if key in ctx.inputs:
             return ctx.inputs[key]
         text = ctx.norm.text.text[:_MAX_MODEL_CHARS]
-        if self._ignore is not None and self._may_match(ctx, "ignore"):
+        if self._ignore is not None and ctx.may_match(self, "ignore"):
             text = patterns.blank(self._ignore, text)
         result = text if any(map(str.isalpha, text)) else None
         ctx.inputs[key] = result
@@ -231,7 +228,7 @@ class ProfanityDetector(Detector, name="profanity"):
 
     def detect(self, ctx: Context) -> list[Match]:
         view = ctx.norm.text
-        if self._words is not None and self._may_match(ctx, "words"):
+        if self._words is not None and ctx.may_match(self, "words"):
             span = patterns.first_unexcluded(self._words, self._exclude, view.text)
             if span is not None:
                 return [ctx.match(view, *span)]

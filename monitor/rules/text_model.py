@@ -403,8 +403,8 @@ def _letters(text: str) -> int:
 
 # one search for any of them: half the cost of fourteen `in` tests (literals only, so
 # `re` is linear here)
-_IDIOM_GATE_PROGRAM = re.compile("|".join(map(re.escape, IDIOM_GATE)))
 _IDIOM_HINT = Prefilter("text", tuple(map(re.escape, IDIOM_GATE)))
+_IDIOM_GATE_PROGRAM = re.compile("|".join(_IDIOM_HINT.patterns))
 
 
 def may_hold_idiom(text: str) -> bool:
