@@ -16,9 +16,9 @@ from monitor.rules import text_model
 from monitor.rules.cli import app
 from monitor.rules.engine import RuleEngine
 from monitor.rules.examples import run_examples
-from monitor.rules.pack import load_shipped_pack
+from monitor.rules.pack import PackError, load_shipped_pack, parse_pack
 from monitor.rules.patterns import rewrite
-from monitor.rules.quality import letters_key, load_splits, model_training_rows
+from monitor.rules.quality import ROUND_PREFIXES, letters_key, load_splits, model_training_rows
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -29,11 +29,22 @@ def test_shipped_training_rows_are_what_the_corpus_gives() -> None:
 
 
 def test_no_evaluation_line_is_trained_on() -> None:
+    # the blind set, the held-out split and every tuning round (indep*, pi_dev*) measure
+    # the model, so none of their lines may be among the rows it is fitted on
     trained = {letters_key(str(r["text"])) for r in text_model.training_rows()}
     for lang in ("en", "fr"):
-        blind = load_splits(CORPUS, lang)["blind"]
-        assert len(blind) >= 200
-        assert not [e.text for e in blind if letters_key(e.text) in trained]
+        splits = load_splits(CORPUS, lang)
+        assert len(splits["blind"]) >= 200
+        measured = [name for name in splits
+                    if name in ("blind", "heldout") or name.startswith(ROUND_PREFIXES)]
+        assert {"blind", "heldout", "indep", "indep5", "pi_dev"} <= set(measured)
+        for name in measured:
+            assert not [e.text for e in splits[name] if letters_key(e.text) in trained], name
+
+
+def test_a_line_without_letters_is_its_own_identity() -> None:
+    assert letters_key("🔥🔥🔥") != letters_key("😔🔪🩸")
+    assert letters_key("Love THIS 😍") == letters_key("love this!!")
 
 
 # spam is rarer in the corpus, and easier: its out-of-fold AUC is 0.999 on 150-odd lines
@@ -182,6 +193,53 @@ def test_bullying_and_spam_heads_report_only_what_the_phrases_missed() -> None:
     scam = "invest with my mentor and double your money in a week"
     assert _rules(scam, categories=("spam",)) == ["spam.model"]
     assert _rules("the bake sale raised $400 for the food bank", categories=("spam",)) == []
+
+
+def _band_rule(params: str) -> RuleEngine:
+    pack = parse_pack(f"""
+pack: band-test
+language: any
+rules:
+  - id: band
+    section: "9.0"
+    category: crisis_review
+    severity: digest
+    applies_to: [comment]
+    detector: {{type: text_model, params: {params}}}
+    message: "band"
+    action: "band"
+""", "band-test")
+    return RuleEngine([pack])
+
+
+def test_a_language_band_overrides_the_rules_own() -> None:
+    candidates = ["im so tired of everything lately", "nobody would notice if i skipped",
+                  "i feel weird today idk", "whatever happens happens i guess",
+                  "can't sleep again, same thoughts"]
+    fitted = text_model.model()
+    crisis = fitted.heads.index("crisis")
+    scores = fitted.scores([text_model.prepare(t) for t in candidates])[:, crisis]
+    text, score = next((t, s) for t, s in zip(candidates, scores, strict=True)
+                       if 0.1 < s < 0.9)  # a middling score, whatever the weights
+    low, high = round(score - 0.04, 3), round(score + 0.04, 3)
+    engine = _band_rule(f"{{head: crisis, threshold: {high}, "
+                        f"by_language: {{fr: {{threshold: {low}}}}}}}")
+    fired = {lang: [d.rule_id for d in engine.evaluate(Subject(
+        kind=SubjectKind.COMMENT, account_id="a", school_id="s", language=lang, text=text))]
+        for lang in ("en", "fr", "de")}
+    # the same score: below the rule's own threshold, above French's
+    assert fired == {"en": [], "fr": ["band"], "de": []}
+    capped = _band_rule(f"{{head: crisis, threshold: {low}, "
+                        f"by_language: {{en: {{threshold: 0.01, below: {low}}}}}}}")
+    assert [d.rule_id for d in capped.evaluate(Subject(
+        kind=SubjectKind.COMMENT, account_id="a", school_id="s", language="en",
+        text=text))] == []
+
+
+def test_a_band_must_be_ordered() -> None:
+    with pytest.raises(PackError, match="below must be greater than threshold"):
+        _band_rule("{head: crisis, threshold: 0.3, "
+                   "by_language: {en: {threshold: 0.5, below: 0.4}}}")
 
 
 def test_every_head_is_scored_in_one_pass() -> None:

@@ -77,8 +77,9 @@ TRAIN_DIR = "train"
 
 
 def letters_key(text: str) -> str:
-    """A line's identity for de-duplication: its lower-case letters only."""
-    return "".join(c for c in text.casefold() if c.isalpha())
+    """A line's identity for de-duplication: its lower-case letters only (a line without
+    letters, emoji only, is its own identity: "🔥🔥🔥" is not "😔🔪🩸")."""
+    return "".join(c for c in text.casefold() if c.isalpha()) or text.strip()
 
 
 def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
@@ -86,15 +87,18 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
     fixed order.
 
     The dev split of each main corpus, then every `train/<lang>_*.jsonl` by name.  Never
-    the held-out split or the blind set: a line whose letters equal one of theirs is
-    left out, so no evaluation line is ever trained on.  Repeated lines are kept once.
+    the held-out split, the blind set or a tuning round (pi_dev*, indep*): a training
+    line whose letters equal one of theirs is left out, so no line the model is measured
+    on is ever trained on.  Repeated lines are kept once.
     """
     splits = {lang: load_splits(corpus_dir, lang) for lang in ("en", "fr")}
     sources: list[tuple[str, list[Example]]] = [(lang, splits[lang]["dev"]) for lang in splits]
     for path in sorted((corpus_dir / TRAIN_DIR).glob("*.jsonl")):
         sources.append((path.name[:2], load_corpus(path, split="train")))
     unseen = {letters_key(e.text) for by_split in splits.values()
-              for split in ("heldout", BLIND_SPLIT) for e in by_split.get(split, ())}
+              for split, examples in by_split.items()
+              if split in ("heldout", BLIND_SPLIT) or split.startswith(ROUND_PREFIXES)
+              for e in examples}
     seen: set[str] = set()
     rows: list[dict[str, object]] = []
     for lang, examples in sources:

@@ -419,20 +419,32 @@ def blank_idioms(text: str) -> str:
     return patterns.blank(program, text)
 
 
-class TextModelParams(Params):
-    head: Head = "crisis"
+class ScoreBand(Params):
+    """Scores in [threshold, below) fire; `below` None: no upper bound."""
+
     threshold: float = Field(ge=0.0, le=1.0)
     below: float | None = Field(default=None, ge=0.0, le=1.0)  # exclusive upper bound
 
     @model_validator(mode="after")
-    def _order(self) -> TextModelParams:
+    def _order(self) -> ScoreBand:
         if self.below is not None and self.below <= self.threshold:
             raise ValueError("below must be greater than threshold")
         return self
 
+    def bounds(self) -> tuple[float, float]:
+        return self.threshold, self.below if self.below is not None else float("inf")
+
+
+class TextModelParams(ScoreBand):
+    head: Head = "crisis"
+    # a band per subject language, where cross-validation gives that language its own
+    # threshold (text_model_cv.py prints one per language); other languages use the
+    # rule's own threshold and below
+    by_language: dict[str, ScoreBand] = {}
+
 
 class TextModelDetector(Detector, name="text_model"):
-    """Classifier score of one head (crisis, bullying, spam) in [threshold, below)."""
+    """Classifier score of one head (crisis, bullying, spam) in [threshold, below), per language."""
 
     Params = TextModelParams
     batched = True
@@ -443,8 +455,8 @@ class TextModelDetector(Detector, name="text_model"):
         self._params = params
         # read on every comment: plain attributes, not the params model's
         self._head: str = params.head
-        self._threshold = params.threshold
-        self._below = params.below if params.below is not None else float("inf")
+        self._bounds = params.bounds()
+        self._by_language = {lang: band.bounds() for lang, band in params.by_language.items()}
 
     def hints(self) -> dict[str, Prefilter]:
         # the idiom gate's strings, found by the engine's Set pass instead of a search
@@ -479,7 +491,11 @@ class TextModelDetector(Detector, name="text_model"):
         if self._head not in ctx.scores:  # called outside a batch
             self.score_batch([ctx])
         score = ctx.scores[self._head]
-        if score is None or not self._threshold <= score < self._below:
+        if score is None:
+            return []
+        low, high = (self._by_language.get(ctx.subject.language, self._bounds)
+                     if self._by_language else self._bounds)
+        if not low <= score < high:
             return []
         view = ctx.norm.text
         return [ctx.match(view, 0, len(view.text), score)]
