@@ -431,3 +431,23 @@ def test_a_second_engine_shares_the_first_ones_compiled_programs() -> None:
     assert rule_programs.search_set.cache_info().misses == sets.misses
     assert {id(getattr(c.detector, "_program", None)) for c in first.rules} == {
         id(getattr(c.detector, "_program", None)) for c in second.rules}
+
+
+def test_the_boards_own_addresses_are_not_a_home(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = RulesSettings(public_addresses=["250 Riverside Dr.", "6880, rue Drouin"])
+    engine = RuleEngine.from_settings(settings, base_dir=tmp_path)
+    plain = RuleEngine.from_settings(RulesSettings(), base_dir=tmp_path)
+
+    def personal(text: str, which: RuleEngine = engine) -> set[str]:
+        return {d.rule_id for d in which.evaluate(subject(text))
+                if d.category == "personal_information"}
+
+    open_house = "Open House is Thursday from 6-8pm at 250 Riverside Dr. Everyone welcome!"
+    assert personal(open_house, plain) == {"privacy.street-address"}
+    assert personal(open_house) == set()
+    assert personal("Portes ouvertes jeudi au 6880 rue Drouin, entrée principale") == set()
+    # the same number on another street, or another number on the same street, is a home
+    assert personal("party at 250 Birchmount Rd tonight") == {"privacy.street-address"}
+    assert personal("party at 252 Riverside Dr tonight") == {"privacy.street-address"}
+    with pytest.raises(ValueError, match="'the school' is not a street address"):
+        RulesSettings(public_addresses=["the school"])

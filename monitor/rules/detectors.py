@@ -58,6 +58,7 @@ class RuleEnv:
 
     allowed_domains: tuple[str, ...] = ()
     public_phone_numbers: tuple[str, ...] = ()
+    public_addresses: tuple[str, ...] = ()
     protected: Any = None  # monitor.rules.protected.ProtectedIndex | None
     recent: Any = None  # monitor.rules.recent.RecentWindow | None
 

@@ -173,6 +173,7 @@ class RuleEngine:
         env = RuleEnv(
             allowed_domains=tuple(settings.allowed_domains),
             public_phone_numbers=tuple(settings.public_phone_numbers),
+            public_addresses=tuple(settings.public_addresses),
             protected=protected,
             recent=RecentWindow(settings.repeat_window_minutes * 60.0, settings.repeat_capacity),
         )

@@ -24,6 +24,7 @@ from monitor.rules.detectors import (
     RuleEnv,
     in_domains,
 )
+from monitor.rules.normalize import normalize
 
 # The school's own address or postal code, given so families can find it, is public:
 # "the school address is 150 main st", "postal code for the school is L9T 4H7"
@@ -285,6 +286,37 @@ _ADDRESS = (
 )
 
 
+# Words of an address that say what kind of street it is, not which: a board's public
+# address is recognised by its house number and the other words of its street's name
+_STREET_TYPES = frozenset((
+    "st", "street", "ave", "av", "avenue", "rd", "road", "dr", "drive", "cres", "crescent",
+    "blvd", "boulevard", "boul", "bd", "ln", "lane", "ct", "crt", "court", "way", "pl",
+    "place", "pkwy", "parkway", "hwy", "highway", "cir", "circle", "terr", "terrace",
+    "trail", "sq", "square", "e", "w", "n", "s", "east", "west", "north", "south", "est",
+    "ouest", "nord", "sud", "rue", "chemin", "ch", "route", "rang", "croissant",
+    "promenade", "allee", "montee", "cote", "impasse", "de", "du", "des", "la", "le", "l",
+    "the", "unit", "suite", "bureau",
+))
+_ADDRESS_WORDS = patterns.program(r"[a-z0-9]+")
+
+
+def public_address_key(address: str) -> tuple[str, frozenset[str]] | None:
+    """(house number, street-name words) of an address, or None without both.
+
+    "250 Riverside Dr." -> ("250", {"riverside"}); "6880, rue Drouin" -> ("6880",
+    {"drouin"}): what a comment must repeat for its address to be the board's.
+    """
+    folded = normalize(address).folded.text
+    words = [folded[a:b] for a, b in patterns.spans(_ADDRESS_WORDS, folded)]
+    number = next((w for w in words if w[0].isdigit()), None)
+    if number is None:
+        return None
+    after = words[words.index(number) + 1:]
+    names = frozenset(w for w in after if w not in _STREET_TYPES and not w[0].isdigit())
+    digits = "".join(c for c in number if c.isdigit())
+    return (digits, names) if names else None
+
+
 class StreetAddressDetector(_RegexDetector, name="street_address"):
     """Street addresses (123 Pine Street, 45 rue Principale, apt 4, PO Box 12)."""
 
@@ -294,9 +326,28 @@ class StreetAddressDetector(_RegexDetector, name="street_address"):
     lookalike_digits = True
     spaced_out = True
 
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        keys = (public_address_key(a) for a in self.env.public_addresses)
+        self._board_addresses = tuple(k for k in keys if k is not None)
+
+    def _is_boards(self, hit: str) -> bool:
+        """Whether the hit repeats one of the board's public addresses ([rules]
+        public_addresses): its house number and a word of that street's name."""
+        words = [hit[a:b] for a, b in patterns.spans(_ADDRESS_WORDS, hit)]
+        at = next((i for i, w in enumerate(words) if w[0].isdigit()), None)
+        if at is None:
+            return False
+        number = "".join(c for c in words[at] if c.isdigit())
+        names = set(words[at + 1:])
+        return any(number == n and not names.isdisjoint(street)
+                   for n, street in self._board_addresses)
+
     def is_public(self, text: str, start: int, end: int) -> bool:
         # "on 4 badminton courts", "2e place au tournoi": words that only look like streets
         hit = text[start:end]
+        if self._board_addresses and self._is_boards(hit):
+            return True
         words = hit.split()
         if not words or words[-1].strip(".,") in _NOT_STREETS or patterns.found(_RANKING, hit):
             return True

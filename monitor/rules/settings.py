@@ -39,6 +39,9 @@ class RulesSettings(BaseModel):
     public_phone_numbers: list[str] = []
     """The board's and schools' own public numbers (office, fax, transport): never
     reported as a person's personal information.  Canadian youth helplines are built in."""
+    public_addresses: list[str] = []
+    """The schools' and board's own street addresses ("250 Riverside Dr"): a comment or
+    post that repeats one (house number and street name) is not reporting a home."""
     repeat_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     """How long a repeated comment or a spam burst is remembered (in memory)."""
     repeat_capacity: int = Field(default=10_000, ge=100, le=1_000_000)
@@ -72,6 +75,17 @@ class RulesSettings(BaseModel):
             digits = "".join(c for c in value if c.isdigit())
             if not 3 <= len(digits) <= 15:
                 raise ValueError(f"{value!r} is not a phone number like '705-555-0100'")
+        return values
+
+    @field_validator("public_addresses")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        from monitor.rules.personal import public_address_key
+
+        for value in values:
+            if public_address_key(value) is None:
+                raise ValueError(f"{value!r} is not a street address like '250 Riverside Dr'"
+                                 " (a house number, then the street's name)")
         return values
 
     @field_validator("disabled_rules")
