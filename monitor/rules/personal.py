@@ -300,21 +300,27 @@ _STREET_TYPES = frozenset((
 _ADDRESS_WORDS = patterns.program(r"[a-z0-9]+")
 
 
+def _house_and_street(text: str) -> tuple[str, list[str]] | None:
+    """The first word holding a digit (its digits only) and the words after it."""
+    words = [text[a:b] for a, b in patterns.spans(_ADDRESS_WORDS, text)]
+    at = next((i for i, w in enumerate(words) if w[0].isdigit()), None)
+    if at is None:
+        return None
+    return "".join(c for c in words[at] if c.isdigit()), words[at + 1:]
+
+
 def public_address_key(address: str) -> tuple[str, frozenset[str]] | None:
     """(house number, street-name words) of an address, or None without both.
 
     "250 Riverside Dr." -> ("250", {"riverside"}); "6880, rue Drouin" -> ("6880",
     {"drouin"}): what a comment must repeat for its address to be the board's.
     """
-    folded = normalize(address).folded.text
-    words = [folded[a:b] for a, b in patterns.spans(_ADDRESS_WORDS, folded)]
-    number = next((w for w in words if w[0].isdigit()), None)
-    if number is None:
+    parts = _house_and_street(normalize(address).folded.text)
+    if parts is None:
         return None
-    after = words[words.index(number) + 1:]
+    number, after = parts
     names = frozenset(w for w in after if w not in _STREET_TYPES and not w[0].isdigit())
-    digits = "".join(c for c in number if c.isdigit())
-    return (digits, names) if names else None
+    return (number, names) if names else None
 
 
 class StreetAddressDetector(_RegexDetector, name="street_address"):
@@ -334,13 +340,11 @@ class StreetAddressDetector(_RegexDetector, name="street_address"):
     def _is_boards(self, hit: str) -> bool:
         """Whether the hit repeats one of the board's public addresses ([rules]
         public_addresses): its house number and a word of that street's name."""
-        words = [hit[a:b] for a, b in patterns.spans(_ADDRESS_WORDS, hit)]
-        at = next((i for i, w in enumerate(words) if w[0].isdigit()), None)
-        if at is None:
+        parts = _house_and_street(hit)
+        if parts is None:
             return False
-        number = "".join(c for c in words[at] if c.isdigit())
-        names = set(words[at + 1:])
-        return any(number == n and not names.isdisjoint(street)
+        number, after = parts
+        return any(number == n and not street.isdisjoint(after)
                    for n, street in self._board_addresses)
 
     def is_public(self, text: str, start: int, end: int) -> bool:

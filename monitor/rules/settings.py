@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.rules.personal import public_address_key
+
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -80,8 +82,6 @@ class RulesSettings(BaseModel):
     @field_validator("public_addresses")
     @classmethod
     def _addresses(cls, values: list[str]) -> list[str]:
-        from monitor.rules.personal import public_address_key
-
         for value in values:
             if public_address_key(value) is None:
                 raise ValueError(f"{value!r} is not a street address like '250 Riverside Dr'"
