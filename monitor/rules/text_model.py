@@ -81,12 +81,17 @@ def prepare(text: str) -> str:
     return model_view(normalize(text).text.text)
 
 
-def model_view(normalised: str, *, may_hold_idiom: bool = True) -> str:
-    """What the model reads of the engine's normalised text: truncated, idioms blanked
-    (`may_hold_idiom=False`: the caller knows no idiom gate string is in the text)."""
+def model_view(normalised: str, *, may_hold_idiom: bool | None = None) -> str:
+    """What the model reads of the engine's normalised text: truncated, idioms blanked.
+
+    `may_hold_idiom` is what the caller already knows of the idiom gate (the engine's
+    Set pass: False, no gate string is in the text; True, one may be); None: look.
+    """
     if len(normalised) > _MAX_CHARS:
         normalised = normalised[:_MAX_CHARS]
-    return blank_idioms(normalised) if may_hold_idiom else normalised
+    if may_hold_idiom is None:
+        return blank_idioms(normalised)
+    return patterns.blank(_idiom_program(), normalised) if may_hold_idiom else normalised
 
 
 def idiom_patterns() -> list[str]:
