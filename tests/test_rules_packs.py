@@ -158,3 +158,23 @@ def test_shared_rules_speak_the_school_language() -> None:
                           language=language, text=text)
         phone = [d for d in engine.evaluate(subject) if d.category == "personal_information"]
         assert phone and expected in phone[0].message and " / " not in phone[0].message
+
+
+@pytest.mark.parametrize(("view", "fires"), [("folded", True), ("text", False)])
+def test_phrase_view_chooses_whether_digits_inside_words_survive(view: str, fires: bool) -> None:
+    """An identifier like GA123456 keeps its digits only in the folded view: the default
+    text view decodes them as leetspeak ("gai2eas6"), so the same pattern misses there."""
+    params = 'params: {view: ' + view + ', patterns: ["passport [a-z]{2}[0-9]{6}"]}'
+    rule = GOOD_RULE.replace('params: {patterns: ["\\\\bbuy now\\\\b"]}', params)
+    engine = RuleEngine([parse_pack(_pack(rule), "board.yaml")])
+    found = engine.evaluate(_comment("my passport GA123456 is on the form"))
+    assert bool(found) is fires
+    if fires:
+        assert found[0].evidence_start == 3 and found[0].evidence_end == 20
+
+
+def test_phrase_view_rejects_an_unknown_view() -> None:
+    rule = GOOD_RULE.replace('params: {patterns: ["\\\\bbuy now\\\\b"]}',
+                             'params: {view: original, patterns: [x]}')
+    with pytest.raises(PackError, match=r"(?s)board\.test.*detector\.params\.view"):
+        parse_pack(_pack(rule), "board.yaml")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator
 
 from monitor.rules import patterns
-from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv, ViewName
 
 
 def _valid(values: list[str]) -> list[str]:
@@ -23,6 +23,9 @@ class PhraseParams(Params):
     patterns: list[str] = Field(min_length=1)
     exclude: list[str] = []
     score: float = Field(default=1.0, ge=0.0, le=1.0)
+    # "folded" keeps digits inside words ("GA123456", "jake#4432", "D1234-56789"), which the
+    # default "text" view decodes as leetspeak; identifiers are matched there
+    view: ViewName = "text"
 
     _check = field_validator("patterns", "exclude")(_valid)
 
@@ -40,10 +43,11 @@ class PhraseDetector(Detector, name="phrases"):
         self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
 
     def prefilter(self) -> Prefilter:
-        return Prefilter("text", tuple(patterns.rewrite(p) for p in self._params.patterns))
+        return Prefilter(self._params.view,
+                         tuple(patterns.rewrite(p) for p in self._params.patterns))
 
     def detect(self, ctx: Context) -> list[Match]:
-        view = ctx.norm.text
+        view = ctx.view(self._params.view)
         span = patterns.first_unexcluded(self._program, self._exclude, view.text)
         return [ctx.match(view, *span, self._params.score)] if span else []
 
