@@ -468,6 +468,8 @@ _BIRTH = (
     # next tuesday the 14th", "fête ses 9 ans mardi prochain le 14"
     rf"|\b(?:turns?|turning|'ll be|will be|fete ses|aura)\s+[0-9]{{1,2}}(?:\s+ans)?\s+(?:on\s+)?"
     rf"(?:(?:the\s+|le\s+)?[0-9]{{1,2}}(?:st|nd|rd|th|er)?\s+(?:of\s+)?(?:{_MONTHS})\b"
+    # "he'll be 9 on the 22nd", "turning 13 on dec 2nd"
+    rf"|the\s+[0-9]{{1,2}}(?:st|nd|rd|th)\b|(?:{_MONTHS})\.?\s+[0-9]{{1,2}}(?:st|nd|rd|th)?\b"
     r"|(?:next\s+|this\s+|ce\s+)?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)(?:\s+prochain)?,?\s+(?:the\s+|le\s+)?"
     r"[0-9]{1,2}(?:st|nd|rd|th|er)?\b)"
