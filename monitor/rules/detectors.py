@@ -30,6 +30,7 @@ _DETECTORS: dict[str, type[Detector]] = {}
 _BUILTIN_MODULES = (
     "monitor.rules.text_detectors",
     "monitor.rules.personal",
+    "monitor.rules.named",
     "monitor.rules.profanity",
     "monitor.rules.spam",
     "monitor.rules.events",

@@ -1,0 +1,101 @@
+"""A person named in full in the same comment as something private (section 5).
+
+Why a detector of its own: independent annotators' idea of personal information is
+mostly *something private about an identifiable person* — a named pupil's suspension,
+IEP or lunch-account debt, a teacher's leave, a family's rent — and the private fact
+takes a new shape in every comment, so phrase rules written from one round's misses
+find a third of the next round's.  What does recur is the pairing: a person named in
+full ("Kevin Albright", "Jasmine P.", "Mr. Lopes") and a topic word.  The phrase rules
+cannot see a name, because they read lower-cased text; this detector finds names by
+their capital letters in the text as posted, and topic words in the normalised text.
+
+A name alone is not personal information (a school congratulates pupils by name every
+day), and neither is a topic word alone ("the hospital fundraiser"): both must occur.
+"""
+
+from __future__ import annotations
+
+import re2
+from pydantic import BaseModel, Field, field_validator
+
+from monitor.rules import patterns
+from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.programs import options
+
+# A run of capitalised words, or a title and a surname: "Kevin Albright", "Noor
+# Al-Masri", "Declan O'Rourke", "Jasmine P.", "Mr. Lopes", "Ms Hoang".  \p{Lu}\p{Ll}
+# takes accented names (Zoé Côté).  Case-sensitive: the capital letters are the signal.
+_WORD = r"\p{Lu}(?:\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*|['’]\p{Lu}\p{Ll}+)"
+_TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Coach|Mme|Madame|Monsieur|Father|Pastor|Officer)"
+_NAME_RUN = (
+    rf"\b{_TITLE}\.?\s+{_WORD}"
+    rf"|\b{_WORD}(?:[ \t]+(?:{_WORD}|\p{{Lu}}\.\B))+"
+)
+_TITLES = frozenset(("mr", "mrs", "ms", "miss", "mx", "dr", "coach", "mme", "madame",
+                     "monsieur", "father", "pastor", "officer"))
+
+
+def _tokens(run: str) -> list[str]:
+    return [t.rstrip(".,") for t in run.split()]
+
+
+class NamedPersonParams(Params):
+    # RE2 patterns on the normalised text (lower case, accents folded): the private topics
+    topics: list[str] = Field(min_length=1)
+    # capitalised words that are not names: sentence openers, days, months, places
+    not_names: list[str] = []
+    exclude: list[str] = []
+    score: float = Field(default=0.8, ge=0.0, le=1.0)
+
+    @field_validator("topics", "exclude")
+    @classmethod
+    def _check(cls, values: list[str]) -> list[str]:
+        for value in values:
+            patterns.check(value)
+        return values
+
+
+class NamedPersonDetector(Detector, name="named_person"):
+    """A person named in full (First Last, First L., Mr. Last) in a comment with a private topic."""
+
+    Params = NamedPersonParams
+
+    def __init__(self, params: BaseModel, env: RuleEnv | None = None) -> None:
+        super().__init__(params, env)
+        assert isinstance(params, NamedPersonParams)
+        self._params = params
+        self._topics = patterns.compile_any(params.topics)
+        self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
+        self._names = re2.compile(_NAME_RUN, options(case_sensitive=True))
+        self._not_names = frozenset(w.casefold() for w in params.not_names)
+
+    def prefilter(self) -> Prefilter:
+        # most comments hold no topic word: the engine's Set pass skips them
+        return Prefilter("text", tuple(patterns.rewrite(p) for p in self._params.topics))
+
+    def _name_span(self, text: str) -> tuple[int, int] | None:
+        """The first run of capitalised words that is a person's name, or None.
+
+        A run is trimmed of words that are not names ("Congrats Marcus Hill" -> "Marcus
+        Hill"); what is left must be two words or more, or a title and a surname.
+        """
+        # lone surrogates cannot be encoded for RE2; "?" keeps every offset in place
+        clean = text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
+        for start, end in patterns.spans(self._names, clean):
+            words = _tokens(clean[start:end])
+            folded = [w.casefold() for w in words]
+            if folded[0] in _TITLES:
+                if folded[1] not in self._not_names:
+                    return start, end
+                continue
+            kept = [w for w in folded if w not in self._not_names]
+            if len(kept) >= 2 and folded[-1] not in self._not_names:
+                return start, end
+        return None
+
+    def detect(self, ctx: Context) -> list[Match]:
+        view = ctx.norm.text
+        if patterns.first_unexcluded(self._topics, self._exclude, view.text) is None:
+            return []
+        span = self._name_span(ctx.subject.text or "")
+        return [Match(self._params.score, *span)] if span else []

@@ -1,0 +1,67 @@
+"""The named-person detector: a name found by its capitals, a private topic, both needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.model import Subject, SubjectKind
+from monitor.rules.detectors import Context
+from monitor.rules.named import NamedPersonDetector, NamedPersonParams
+
+PARAMS = NamedPersonParams(
+    topics=[r"\b(?:iep|suspended|lunch account)\b"],
+    not_names=["Congrats", "Happy", "Monday", "Grade"],
+    exclude=[r"\biep (?:night|info session)\b"],
+)
+DETECTOR = NamedPersonDetector(PARAMS)
+
+
+def _find(text: str) -> str | None:
+    """The evidence (the name, as posted) or None."""
+    ctx = Context(Subject(kind=SubjectKind.COMMENT, account_id="a", school_id="s",
+                          language="en", text=text))
+    found = DETECTOR.detect(ctx)
+    if not found:
+        return None
+    (match,) = found
+    assert match.score == PARAMS.score
+    assert match.start is not None and match.end is not None
+    return text[match.start:match.end]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Kevin Albright has an IEP now", "Kevin Albright"),
+    ("it was Noor Al-Masri who got suspended", "Noor Al-Masri"),
+    ("Declan O'Rourke owes money on his lunch account", "Declan O'Rourke"),
+    ("reminder to Jasmine P. that her lunch account is overdue", "Jasmine P."),
+    ("Mr. Lopes got suspended lol", "Mr. Lopes"),
+    ("Ms Hoang has an IEP meeting", "Ms Hoang"),
+    ("Zoé Côté a un IEP", "Zoé Côté"),
+    # words that are not names are trimmed from the run, the rest is the name
+    ("Congrats Marcus Hill, even after being suspended!", "Congrats Marcus Hill"),
+])
+def test_a_named_person_with_a_private_topic_is_found(text: str, name: str) -> None:
+    assert _find(text) == name
+
+
+@pytest.mark.parametrize("text", [
+    "Congratulations to Olivia Marsh on her solo!",  # a name, no topic
+    "the kid in 4b got suspended again",  # a topic, no name (lower case)
+    "Happy Monday, the lunch account portal is open",  # capitals that are not names
+    "Grade Eight students: IEP reviews are next week",  # one word left after trimming
+    "Kevin Albright is coming to IEP night",  # the topic is excluded
+    "KEVIN ALBRIGHT HAS AN IEP",  # all capitals: no lower-case letters, no name
+])
+def test_a_name_or_a_topic_alone_is_not_enough(text: str) -> None:
+    assert _find(text) is None
+
+
+def test_text_that_utf8_cannot_encode_keeps_its_offsets() -> None:
+    text = "\ud800 oops Kevin Albright has an IEP"
+    assert _find(text) == "Kevin Albright"
+
+
+def test_the_prefilter_is_the_topics() -> None:
+    prefilter = DETECTOR.prefilter()
+    assert prefilter.view == "text"
+    assert len(prefilter.patterns) == len(PARAMS.topics)
