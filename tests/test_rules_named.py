@@ -65,3 +65,24 @@ def test_the_prefilter_is_the_topics() -> None:
     prefilter = DETECTOR.prefilter()
     assert prefilter.view == "text"
     assert len(prefilter.patterns) == len(PARAMS.topics)
+
+
+@pytest.mark.parametrize(("text", "reference"), [
+    ("@lily.chen.07 got suspended lol", "@lily.chen.07"),
+    ("tagging @the_real_mia_k, her IEP got posted", "@the_real_mia_k"),
+    ("Hailey's dad said her lunch account is empty", "Hailey's dad"),
+    ("my son Tyson has an IEP now", "my son Tyson"),
+    ("The Peterson kids got suspended again", "The Peterson kids"),
+    ("Zainab from 7B has an IEP", "Zainab from 7B"),
+])
+def test_other_references_to_one_person(text: str, reference: str) -> None:
+    assert _find(text) == reference
+
+
+@pytest.mark.parametrize("text", [
+    "@BirchCreekPS the lunch account portal is down",  # the school's own handle
+    "the Monday kids got suspended",  # not a name
+    "Happy's family owes on the lunch account",  # "Happy" is in not_names
+])
+def test_references_that_are_not_a_person(text: str) -> None:
+    assert _find(text) is None

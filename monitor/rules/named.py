@@ -31,6 +31,23 @@ _NAME_RUN = (
     rf"\b{_TITLE}\.?\s+{_WORD}"
     rf"|\b{_WORD}(?:[ \t]+(?:{_WORD}|\p{{Lu}}\.\B))+"
 )
+# Other ways a comment points at one person: a personal handle (a dot, an underscore or
+# digits: "@lily.chen.07", "@the_real_mia_k"; not "@BirchCreekPS"), a named child's
+# relative ("Hailey's dad"), a relative's child by name ("my son Tyson", "our foster
+# daughter Jasmine"), a family ("the Peterson kids") and a name with a homeroom
+# ("Zainab from 7B")
+_RELATIVES = (r"(?:dad|mom|mum|mother|father|parents|family|brother|sister|grandma|grandpa"
+              r"|stepdad|stepmom|aunt|uncle)")
+_CHILDREN = (r"(?:son|daughter|foster (?:daughter|son|kid|child)|stepson|stepdaughter|nephew"
+             r"|niece|grandson|granddaughter|kid|child|little brother|little sister)")
+_REFERENCE = (
+    r"@[A-Za-z0-9]+(?:[._][A-Za-z0-9]+)+|@[A-Za-z]+[0-9]{2,}\b"
+    rf"|\b\p{{Lu}}\p{{Ll}}+['’]s\s+{_RELATIVES}\b"
+    rf"|\b(?:[Mm]y|[Oo]ur|[Hh]er|[Hh]is)\s+{_CHILDREN}\s+\p{{Lu}}\p{{Ll}}+"
+    r"|\b[Tt]he\s+\p{Lu}\p{Ll}+\s+(?:kids|family|boys|girls|twins|children)\b"
+    r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+[0-9]{1,2}[A-Z]\b"
+)
+_FRAMES = frozenset(("my", "our", "her", "his", "the"))  # words around a reference
 _TITLES = frozenset(("mr", "mrs", "ms", "miss", "mx", "dr", "coach", "mme", "madame",
                      "monsieur", "father", "pastor", "officer"))
 
@@ -67,6 +84,7 @@ class NamedPersonDetector(Detector, name="named_person"):
         self._topics = patterns.compile_any(params.topics)
         self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
         self._names = re2.compile(_NAME_RUN, options(case_sensitive=True))
+        self._references = re2.compile(_REFERENCE, options(case_sensitive=True))
         self._not_names = frozenset(w.casefold() for w in params.not_names)
 
     def prefilter(self) -> Prefilter:
@@ -77,7 +95,8 @@ class NamedPersonDetector(Detector, name="named_person"):
         """The first run of capitalised words that is a person's name, or None.
 
         A run is trimmed of words that are not names ("Congrats Marcus Hill" -> "Marcus
-        Hill"); what is left must be two words or more, or a title and a surname.
+        Hill"); what is left must be two words or more, or a title and a surname.  Then
+        the other references to one person (`_REFERENCE`).
         """
         # lone surrogates cannot be encoded for RE2; "?" keeps every offset in place
         clean = text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
@@ -88,8 +107,15 @@ class NamedPersonDetector(Detector, name="named_person"):
                 if folded[1] not in self._not_names:
                     return start, end
                 continue
-            kept = [w for w in folded if w not in self._not_names]
+            kept = [w for w in folded if w not in self._not_names and w not in _FRAMES]
             if len(kept) >= 2 and folded[-1] not in self._not_names:
+                return start, end
+        for start, end in patterns.spans(self._references, clean):
+            # "the Monday kids", "Happy's family": the capitalised word must be a name
+            words = [w.removesuffix("'s").removesuffix("’s").casefold()
+                     for w in clean[start:end].split() if w[:1].isupper()]
+            words = [w for w in words if w not in _FRAMES]
+            if clean[start] == "@" or not any(w in self._not_names for w in words):
                 return start, end
         return None
 
