@@ -81,8 +81,17 @@ def test_other_references_to_one_person(text: str, reference: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "@BirchCreekPS the lunch account portal is down",  # the school's own handle
+    "@school_nurse_office how do I fill in the IEP form",  # an office's handle
     "the Monday kids got suspended",  # not a name
     "Happy's family owes on the lunch account",  # "Happy" is in not_names
 ])
 def test_references_that_are_not_a_person(text: str) -> None:
     assert _find(text) is None
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Vice Principal Morrow got suspended", "Vice Principal Morrow"),
+    ("Tyler in Rm 7 has an IEP", "Tyler in Rm 7"),
+])
+def test_titles_of_several_words_and_rooms(text: str, name: str) -> None:
+    assert _find(text) == name

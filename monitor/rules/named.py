@@ -26,7 +26,8 @@ from monitor.rules.programs import options
 # Al-Masri", "Declan O'Rourke", "Jasmine P.", "Mr. Lopes", "Ms Hoang".  \p{Lu}\p{Ll}
 # takes accented names (Zoé Côté).  Case-sensitive: the capital letters are the signal.
 _WORD = r"\p{Lu}(?:\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*|['’]\p{Lu}\p{Ll}+)"
-_TITLE = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Coach|Mme|Madame|Monsieur|Father|Pastor|Officer)"
+_TITLE = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Coach|Mme|Madame|Monsieur|Father|Pastor|Officer|Principal"
+          r"|Vice Principal|VP|Trustee|Nurse)")
 _NAME_RUN = (
     rf"\b{_TITLE}\.?\s+{_WORD}"
     rf"|\b{_WORD}(?:[ \t]+(?:{_WORD}|\p{{Lu}}\.\B))+"
@@ -45,11 +46,17 @@ _REFERENCE = (
     rf"|\b\p{{Lu}}\p{{Ll}}+['’]s\s+{_RELATIVES}\b"
     rf"|\b(?:[Mm]y|[Oo]ur|[Hh]er|[Hh]is)\s+{_CHILDREN}\s+\p{{Lu}}\p{{Ll}}+"
     r"|\b[Tt]he\s+\p{Lu}\p{Ll}+\s+(?:kids|family|boys|girls|twins|children)\b"
-    r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+[0-9]{1,2}[A-Z]\b"
+    r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+(?:[0-9]{1,2}[A-Z]|(?:Rm|Room|Gr|Grade)\.?\s?[0-9]{1,3})\b"
 )
+# a handle with one of these words is an office's, a team's or a school's, not a person's
+_ORG_WORDS = frozenset(("school", "office", "nurse", "dept", "department", "board", "club",
+                        "team", "library", "athletics", "guidance", "admin", "official",
+                        "council", "ps", "ss", "ci", "hs", "dsb", "class", "room", "teacher",
+                        "principal", "pta", "news", "info"))
 _FRAMES = frozenset(("my", "our", "her", "his", "the"))  # words around a reference
 _TITLES = frozenset(("mr", "mrs", "ms", "miss", "mx", "dr", "coach", "mme", "madame",
-                     "monsieur", "father", "pastor", "officer"))
+                     "monsieur", "father", "pastor", "officer", "principal", "vice", "vp",
+                     "trustee", "nurse"))
 
 
 def _tokens(run: str) -> list[str]:
@@ -104,7 +111,8 @@ class NamedPersonDetector(Detector, name="named_person"):
             words = _tokens(clean[start:end])
             folded = [w.casefold() for w in words]
             if folded[0] in _TITLES:
-                if folded[1] not in self._not_names:
+                surname = [w for w in folded if w not in _TITLES]
+                if surname and surname[0] not in self._not_names:
                     return start, end
                 continue
             kept = [w for w in folded if w not in self._not_names and w not in _FRAMES]
@@ -115,7 +123,11 @@ class NamedPersonDetector(Detector, name="named_person"):
             words = [w.removesuffix("'s").removesuffix("’s").casefold()
                      for w in clean[start:end].split() if w[:1].isupper()]
             words = [w for w in words if w not in _FRAMES]
-            if clean[start] == "@" or not any(w in self._not_names for w in words):
+            if clean[start] == "@":
+                parts = re2.split(r"[._0-9]+", clean[start + 1:end].casefold())
+                if not _ORG_WORDS.intersection(parts):
+                    return start, end
+            elif not any(w in self._not_names for w in words):
                 return start, end
         return None
 
