@@ -38,7 +38,7 @@ def _find(text: str) -> str | None:
     ("Ms Hoang has an IEP meeting", "Ms Hoang"),
     ("Zoé Côté a un IEP", "Zoé Côté"),
     # words that are not names are trimmed from the run, the rest is the name
-    ("Congrats Marcus Hill, even after being suspended!", "Congrats Marcus Hill"),
+    ("Congrats Marcus Dunn, even after being suspended!", "Congrats Marcus Dunn"),
 ])
 def test_a_named_person_with_a_private_topic_is_found(text: str, name: str) -> None:
     assert _find(text) == name
@@ -95,3 +95,25 @@ def test_references_that_are_not_a_person(text: str) -> None:
 ])
 def test_titles_of_several_words_and_rooms(text: str, name: str) -> None:
     assert _find(text) == name
+
+
+AFTER = NamedPersonDetector(NamedPersonParams(after=[r"\(?\s*\b(?:gr\.?|grade)\s?[0-9]{1,2}\b"]))
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("Congratulations to Marcus Adeyemi (Gr 12) on Guelph!", "Marcus Adeyemi"),
+    ("Athlete of the Week: Jasmine Okoro, Gr 11", "Jasmine Okoro"),
+    ("Thank you Ms. Patel (Grade 3 teacher)", None),  # a title: staff, not a pupil
+    ("Marcus Adeyemi scored twice; Grade 12 won", None),  # the grade is not his
+    ("Congratulations to the Grade 12 class!", None),  # no name
+])
+def test_a_pupil_named_with_a_grade(text: str, found: str | None) -> None:
+    ctx = Context(Subject(kind=SubjectKind.COMMENT, account_id="a", school_id="s",
+                          language="en", text=text))
+    matches = AFTER.detect(ctx)
+    assert [text[m.start:m.end] for m in matches] == ([found] if found else [])
+
+
+def test_params_need_a_topic_or_a_suffix() -> None:
+    with pytest.raises(ValueError, match="topics, after, or both"):
+        NamedPersonParams()

@@ -15,8 +15,11 @@ day), and neither is a topic word alone ("the hospital fundraiser"): both must o
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import re2
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
@@ -48,6 +51,55 @@ _REFERENCE = (
     r"|\b[Tt]he\s+\p{Lu}\p{Ll}+\s+(?:kids|family|boys|girls|twins|children)\b"
     r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+(?:[0-9]{1,2}[A-Z]|(?:Rm|Room|Gr|Grade)\.?\s?[0-9]{1,3})\b"
 )
+# Capitalised words that are not names: sentence openers, greetings, days and months,
+# school, place and platform words (a rule's `not_names` adds its own)
+NOT_NAMES = frozenset(w.casefold() for w in (
+    "Help", "Phone", "Guidance", "Services", "Service", "Support", "Health", "Mental",
+    "Wellness", "Program", "Programs", "Resources", "Kids", "Youth", "Crisis", "Hotline",
+    "The", "This", "That", "These", "Those", "There", "Their", "They", "Them", "Then", "Than",
+    "My", "Our", "Your", "His", "Her", "Its", "We", "You", "He", "She", "It", "I", "A", "An",
+    "And", "But", "Or", "So", "If", "When", "While", "What", "Who", "Why", "How", "Where",
+    "Which", "Just", "Also", "Please", "Pls", "Thank", "Thanks", "Thankyou", "Congrats",
+    "Congratulations", "Happy", "Hello", "Hi", "Hey", "Dear", "Good", "Great", "Big", "Huge",
+    "Special", "Welcome", "Reminder", "Attention", "Update", "Important", "Note", "Fyi",
+    "Heads", "Shoutout", "Shout", "Today", "Tonight", "Tomorrow", "Yesterday", "Monday",
+    "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February",
+    "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "December", "Christmas", "Easter", "Halloween", "Thanksgiving", "Remembrance", "Canada",
+    "Ontario", "Toronto", "Ottawa", "Grade", "Gr", "Room", "Rm", "Bus", "Route", "School",
+    "Schools", "Public", "Secondary", "Catholic", "Elementary", "Middle", "High", "Collegiate",
+    "Institute", "Academy", "Street", "St", "Road", "Rd", "Avenue", "Ave", "Drive", "Lane",
+    "Crescent", "Cres", "Way", "Court", "Park", "Lake", "Lakeshore", "Valley", "Mount", "Hill",
+    "Hills", "Centre", "Center", "Hospital", "Clinic", "Church", "Children", "Children's",
+    "Aid", "Society", "Family", "Families", "Parents", "Parent", "Students", "Student",
+    "Staff", "Teacher", "Teachers", "Principal", "Vice", "Office", "Library", "Gym",
+    "Cafeteria", "Team", "Club", "Council", "Board", "District", "Trip", "Fair", "Concert",
+    "Tournament", "Game", "Games", "Science", "Math", "French", "English", "Music", "Art",
+    "Drama", "Band", "Choir", "History", "Geography", "Spring", "Fall", "Winter", "Summer",
+    "Open", "House", "Night", "Day", "Week", "Month", "Year", "Lost", "Found", "Best",
+    "Western", "Hot", "Lunch", "Book", "Books", "Fines", "Overdue", "Alert", "Alerts", "New",
+    "Old", "North", "South", "East", "West", "Top", "First", "Last", "Next", "All", "Every",
+    "Everyone", "Anyone", "Someone", "Nobody", "No", "Yes", "Not", "Is", "Are", "Was", "Were",
+    "Will", "Can", "Could", "Would", "Should", "Did", "Do", "Does", "Has", "Have", "Had",
+    "Let", "Lets", "Let's", "Omg", "Lol", "Lmao", "Ok", "Okay", "Wow", "Ugh", "Btw", "Tbh",
+    "Ngl", "Fr", "Mom", "Dad", "Mum", "Grandma", "Grandpa", "Nana", "Papa", "Aunt", "Uncle",
+    "Kids", "Boys", "Girls", "Junior", "Senior", "Varsity", "Terry", "Fox", "Tim", "Hortons",
+    "Walmart", "Costco", "Google", "Classroom", "Instagram", "Facebook", "Tiktok", "Snapchat",
+    "Snap", "Twitter", "Linkedin", "Whatsapp", "Tinder", "Cas", "Cmha", "Opp", "Police",
+    "Ipad", "Iep", "Ossd", "Ece", "Ea", "Sk", "Jk", "Pa", "Pd", "Pe", "Ap", "Ib", "Esl", "Fsl",
+    "Oen", "Ohip", "Ss", "Ps", "Ci", "Dsb", "Pto", "Pta", "Hs", "Ms", "Mr", "Mrs", "Dr",
+    "Prof", "Coach", "Go", "Get", "Come", "See", "Check", "Tell", "Ask", "Call", "Text",
+    "Send", "Bring", "Remember", "Don't", "Dont", "Can't", "Cant", "Isn't", "Im", "I'm", "Ive",
+    "I've", "Ill", "I'll", "Guys", "Folks", "Everybody", "Bless", "God", "Jesus", "Lord",
+    "Father", "Sister", "Brother", "Saint", "Lady", "Holy", "Cross", "Trinity", "Sacred",
+    "Heart", "Mary", "Joseph", "Hwy", "Highway", "Line", "Concession", "Sideroad", "County",
+    "Township", "Region", "City", "Town", "Village", "Chi", "Miigwech", "Buy", "Sale", "Free",
+    "Win", "Official", "Giveaway", "Market", "Square", "Sq", "Assaulted", "Women's",
+    "Helpline", "Nurse", "Former", "Cheap", "Discreet", "Fast", "Shipping", "Order", "Click",
+    "Visit", "Apply", "Register", "Join", "Follow", "Like", "Share",
+))
+
+
 # a handle with one of these words is an office's, a team's or a school's, not a person's
 _ORG_WORDS = frozenset(("school", "office", "nurse", "dept", "department", "board", "club",
                         "team", "library", "athletics", "guidance", "admin", "official",
@@ -64,23 +116,39 @@ def _tokens(run: str) -> list[str]:
 
 
 class NamedPersonParams(Params):
-    # RE2 patterns on the normalised text (lower case, accents folded): the private topics
-    topics: list[str] = Field(min_length=1)
-    # capitalised words that are not names: sentence openers, days, months, places
+    # RE2 patterns on the normalised text (lower case, accents folded): the private topics;
+    # one of them must occur anywhere in the comment
+    topics: list[str] = []
+    # RE2 patterns (case-insensitive) that must start right after a full name in the text
+    # as posted: what makes a name alone identify a pupil ("Marcus Adeyemi (Gr 12)")
+    after: list[str] = []
+    # capitalised words that are not names, besides NOT_NAMES (a board's own place names)
     not_names: list[str] = []
     exclude: list[str] = []
     score: float = Field(default=0.8, ge=0.0, le=1.0)
 
-    @field_validator("topics", "exclude")
+    @field_validator("topics", "after", "exclude")
     @classmethod
     def _check(cls, values: list[str]) -> list[str]:
         for value in values:
             patterns.check(value)
         return values
 
+    @model_validator(mode="after")
+    def _something_to_pair(self) -> NamedPersonParams:
+        if not self.topics and not self.after:
+            raise ValueError("give topics, after, or both: a name alone is not personal "
+                             "information")
+        return self
+
+
+# how far after a name an `after` pattern may start: "Marcus Adeyemi (Gr 12)", "Jasmine
+# Okoro, Gr 11"
+_AFTER_GAP = 3
+
 
 class NamedPersonDetector(Detector, name="named_person"):
-    """A person named in full (First Last, First L., Mr. Last) in a comment with a private topic."""
+    """A person named in full (First Last, First L., Mr. Last) with a private topic or a grade."""
 
     Params = NamedPersonParams
 
@@ -88,52 +156,70 @@ class NamedPersonDetector(Detector, name="named_person"):
         super().__init__(params, env)
         assert isinstance(params, NamedPersonParams)
         self._params = params
-        self._topics = patterns.compile_any(params.topics)
+        self._topics = patterns.compile_any(params.topics) if params.topics else None
+        self._after = patterns.compile_any(params.after) if params.after else None
         self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
         self._names = re2.compile(_NAME_RUN, options(case_sensitive=True))
         self._references = re2.compile(_REFERENCE, options(case_sensitive=True))
-        self._not_names = frozenset(w.casefold() for w in params.not_names)
+        self._not_names = NOT_NAMES | {w.casefold() for w in params.not_names}
 
     def prefilter(self) -> Prefilter:
-        # most comments hold no topic word: the engine's Set pass skips them
-        return Prefilter("text", tuple(patterns.rewrite(p) for p in self._params.topics))
+        # most comments hold no topic word: the engine's Set pass skips them.  `after`
+        # alone reads the folded view, where "(8A)" keeps its digit ("8a" is not leet)
+        if self._params.topics:
+            return Prefilter("text", tuple(map(patterns.rewrite, self._params.topics)))
+        return Prefilter("folded", tuple(map(patterns.rewrite, self._params.after)))
 
-    def _name_span(self, text: str) -> tuple[int, int] | None:
-        """The first run of capitalised words that is a person's name, or None.
+    def _name_spans(self, clean: str) -> Iterator[tuple[int, int]]:
+        """Each run of capitalised words that is a person's name.
 
         A run is trimmed of words that are not names ("Congrats Marcus Hill" -> "Marcus
-        Hill"); what is left must be two words or more, or a title and a surname.  Then
-        the other references to one person (`_REFERENCE`).
+        Hill"); what is left must be two words or more, or a title and a surname.
         """
-        # lone surrogates cannot be encoded for RE2; "?" keeps every offset in place
-        clean = text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
         for start, end in patterns.spans(self._names, clean):
-            words = _tokens(clean[start:end])
-            folded = [w.casefold() for w in words]
+            folded = [w.casefold() for w in _tokens(clean[start:end])]
             if folded[0] in _TITLES:
                 surname = [w for w in folded if w not in _TITLES]
                 if surname and surname[0] not in self._not_names:
-                    return start, end
+                    yield start, end
                 continue
             kept = [w for w in folded if w not in self._not_names and w not in _FRAMES]
             if len(kept) >= 2 and folded[-1] not in self._not_names:
-                return start, end
+                yield start, end
+
+    def _reference_spans(self, clean: str) -> Iterator[tuple[int, int]]:
+        """The other references to one person (`_REFERENCE`)."""
         for start, end in patterns.spans(self._references, clean):
-            # "the Monday kids", "Happy's family": the capitalised word must be a name
-            words = [w.removesuffix("'s").removesuffix("’s").casefold()
-                     for w in clean[start:end].split() if w[:1].isupper()]
-            words = [w for w in words if w not in _FRAMES]
             if clean[start] == "@":
                 parts = re2.split(r"[._0-9]+", clean[start + 1:end].casefold())
                 if not _ORG_WORDS.intersection(parts):
-                    return start, end
-            elif not any(w in self._not_names for w in words):
-                return start, end
-        return None
+                    yield start, end
+                continue
+            # "the Monday kids", "Happy's family": the capitalised word must be a name
+            words = [w.removesuffix("'s").removesuffix("’s").casefold()
+                     for w in clean[start:end].split() if w[:1].isupper()]
+            name = next((w for w in words if w not in _FRAMES), "")
+            if name not in self._not_names:
+                yield start, end
+
+    def _followed(self, clean: str, end: int) -> bool:
+        assert self._after is not None
+        tail = clean[end:end + _AFTER_GAP + 40]
+        return any(s <= _AFTER_GAP for s, _ in patterns.spans(self._after, tail))
 
     def detect(self, ctx: Context) -> list[Match]:
-        view = ctx.norm.text
-        if patterns.first_unexcluded(self._topics, self._exclude, view.text) is None:
+        if self._topics is not None and patterns.first_unexcluded(
+                self._topics, self._exclude, ctx.norm.text.text) is None:
             return []
-        span = self._name_span(ctx.subject.text or "")
+        text = ctx.subject.text or ""
+        # lone surrogates cannot be encoded for RE2; "?" keeps every offset in place
+        clean = text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+        spans: Iterator[tuple[int, int]]
+        if self._after is not None:
+            # a pupil: not "Ms. Patel (Grade 3 teacher)"
+            spans = (s for s in self._name_spans(clean) if self._followed(clean, s[1])
+                     and _tokens(clean[s[0]:s[1]])[0].casefold() not in _TITLES)
+        else:
+            spans = itertools.chain(self._name_spans(clean), self._reference_spans(clean))
+        span = next(spans, None)
         return [Match(self._params.score, *span)] if span else []
