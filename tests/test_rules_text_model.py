@@ -61,6 +61,26 @@ def test_training_covers_both_languages_and_both_classes(head: str) -> None:
             lang, positives, len(mine))
 
 
+def test_the_fit_runs_to_its_optimum() -> None:
+    """Dropping a few ordinary lines barely moves any score.  With lbfgs's default
+    tolerance the fit stopped early wherever the rows left it: dropping one line of
+    15,164 moved an unrelated comment's crisis score from 0.24 to 0.40."""
+    rows = text_model.training_rows()
+    texts = [text_model.prepare(str(r["text"])) for r in rows]
+    labels = np.asarray(text_model.head_labels(rows)["crisis"])
+    keep = [i for i in range(len(rows)) if labels[i] or i % 1000 != 7]  # ~15 fewer
+    assert len(rows) - len(keep) >= 10
+    probes = [text_model.prepare(t) for t in (
+        "lockers are $10 for the year and you have to bring your own lock",
+        "I could die of embarrassment, I wore my shirt inside out all day",
+        "i don't want to be here anymore",
+        "nobody would even notice if i was gone")]
+    full = text_model.fit(texts, {"crisis": labels}).scores(probes)[:, 0]
+    fewer = text_model.fit([texts[i] for i in keep],
+                           {"crisis": labels[keep]}).scores(probes)[:, 0]
+    assert np.abs(full - fewer).max() < 0.03, (full, fewer)
+
+
 def test_shipped_weights_are_the_fit_of_the_shipped_rows() -> None:
     rows = text_model.training_rows()
     texts = [text_model.prepare(str(r["text"])) for r in rows]
