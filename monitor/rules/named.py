@@ -55,7 +55,7 @@ _REFERENCE = (
 # school, place and platform words (a rule's `not_names` adds its own)
 NOT_NAMES = frozenset(w.casefold() for w in (
     "Help", "Phone", "Guidance", "Services", "Service", "Support", "Health", "Mental",
-    "Wellness", "Program", "Programs", "Resources", "Kids", "Youth", "Crisis", "Hotline",
+    "Wellness", "Program", "Programs", "Resources", "Youth", "Crisis", "Hotline",
     "The", "This", "That", "These", "Those", "There", "Their", "They", "Them", "Then", "Than",
     "My", "Our", "Your", "His", "Her", "Its", "We", "You", "He", "She", "It", "I", "A", "An",
     "And", "But", "Or", "So", "If", "When", "While", "What", "Who", "Why", "How", "Where",
@@ -124,6 +124,8 @@ class NamedPersonParams(Params):
     after: list[str] = []
     # capitalised words that are not names, besides NOT_NAMES (a board's own place names)
     not_names: list[str] = []
+    # RE2 patterns on the normalised text: a topic word they overlap does not count ("terry
+    # fox" for cancer, "no fines")
     exclude: list[str] = []
     score: float = Field(default=0.8, ge=0.0, le=1.0)
 
