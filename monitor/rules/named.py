@@ -23,14 +23,17 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.patterns import check_all
 from monitor.rules.programs import options
 
 # A run of capitalised words, or a title and a surname: "Kevin Albright", "Noor
 # Al-Masri", "Declan O'Rourke", "Jasmine P.", "Mr. Lopes", "Ms Hoang".  \p{Lu}\p{Ll}
 # takes accented names (Zoé Côté).  Case-sensitive: the capital letters are the signal.
 _WORD = r"\p{Lu}(?:\p{Ll}+(?:['’-]\p{Lu}?\p{Ll}+)*|['’]\p{Lu}\p{Ll}+)"
-_TITLE = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Coach|Mme|Madame|Monsieur|Father|Pastor|Officer|Principal"
-          r"|Vice Principal|VP|Trustee|Nurse)")
+_TITLE_WORDS = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Coach", "Mme", "Madame", "Monsieur",
+                "Father", "Pastor", "Officer", "Principal", "Vice Principal", "VP", "Trustee",
+                "Nurse")
+_TITLE = "(?:" + "|".join(_TITLE_WORDS) + ")"
 _NAME_RUN = (
     rf"\b{_TITLE}\.?\s+{_WORD}"
     rf"|\b{_WORD}(?:[ \t]+(?:{_WORD}|\p{{Lu}}\.\B))+"
@@ -106,9 +109,7 @@ _ORG_WORDS = frozenset(("school", "office", "nurse", "dept", "department", "boar
                         "council", "ps", "ss", "ci", "hs", "dsb", "class", "room", "teacher",
                         "principal", "pta", "news", "info"))
 _FRAMES = frozenset(("my", "our", "her", "his", "the"))  # words around a reference
-_TITLES = frozenset(("mr", "mrs", "ms", "miss", "mx", "dr", "coach", "mme", "madame",
-                     "monsieur", "father", "pastor", "officer", "principal", "vice", "vp",
-                     "trustee", "nurse"))
+_TITLES = frozenset(w.casefold() for title in _TITLE_WORDS for w in title.split())
 
 
 def _tokens(run: str) -> list[str]:
@@ -129,12 +130,7 @@ class NamedPersonParams(Params):
     exclude: list[str] = []
     score: float = Field(default=0.8, ge=0.0, le=1.0)
 
-    @field_validator("topics", "after", "exclude")
-    @classmethod
-    def _check(cls, values: list[str]) -> list[str]:
-        for value in values:
-            patterns.check(value)
-        return values
+    _check = field_validator("topics", "after", "exclude")(check_all)
 
     @model_validator(mode="after")
     def _something_to_pair(self) -> NamedPersonParams:
@@ -172,17 +168,18 @@ class NamedPersonDetector(Detector, name="named_person"):
             return Prefilter("text", tuple(map(patterns.rewrite, self._params.topics)))
         return Prefilter("folded", tuple(map(patterns.rewrite, self._params.after)))
 
-    def _name_spans(self, clean: str) -> Iterator[tuple[int, int]]:
+    def _name_spans(self, clean: str, *, titled: bool = True) -> Iterator[tuple[int, int]]:
         """Each run of capitalised words that is a person's name.
 
         A run is trimmed of words that are not names ("Congrats Marcus Hill" -> "Marcus
-        Hill"); what is left must be two words or more, or a title and a surname.
+        Hill"); what is left must be two words or more, or a title and a surname (not
+        with `titled=False`).
         """
         for start, end in patterns.spans(self._names, clean):
             folded = [w.casefold() for w in _tokens(clean[start:end])]
             if folded[0] in _TITLES:
                 surname = [w for w in folded if w not in _TITLES]
-                if surname and surname[0] not in self._not_names:
+                if titled and surname and surname[0] not in self._not_names:
                     yield start, end
                 continue
             kept = [w for w in folded if w not in self._not_names and w not in _FRAMES]
@@ -219,8 +216,8 @@ class NamedPersonDetector(Detector, name="named_person"):
         spans: Iterator[tuple[int, int]]
         if self._after is not None:
             # a pupil: not "Ms. Patel (Grade 3 teacher)"
-            spans = (s for s in self._name_spans(clean) if self._followed(clean, s[1])
-                     and _tokens(clean[s[0]:s[1]])[0].casefold() not in _TITLES)
+            spans = (s for s in self._name_spans(clean, titled=False)
+                     if self._followed(clean, s[1]))
         else:
             spans = itertools.chain(self._name_spans(clean), self._reference_spans(clean))
         span = next(spans, None)

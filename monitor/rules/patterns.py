@@ -171,3 +171,10 @@ def check(pattern: str) -> str:
     except re2.error as exc:
         raise ValueError(f"pattern {pattern!r} is not valid RE2 syntax: {exc}") from None
     return pattern
+
+
+def check_all(values: list[str]) -> list[str]:
+    """`check` every pattern of a list: the field validator of detectors' pattern lists."""
+    for value in values:
+        check(value)
+    return values

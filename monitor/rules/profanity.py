@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv
+from monitor.rules.patterns import check_all
 
 _MAX_MODEL_CHARS = 5_000
 _VOWELS = frozenset("aeiouy")
@@ -173,12 +174,7 @@ class ProfanityParams(Params):
     ignore: list[str] = []
     exclude: list[str] = []
 
-    @field_validator("ignore", "exclude")
-    @classmethod
-    def _check(cls, values: list[str]) -> list[str]:
-        for v in values:
-            patterns.check(v)
-        return values
+    _check = field_validator("ignore", "exclude")(check_all)
 
 
 class ProfanityDetector(Detector, name="profanity"):

@@ -11,12 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from monitor.rules import patterns
 from monitor.rules.detectors import Context, Detector, Match, Params, Prefilter, RuleEnv, ViewName
-
-
-def _valid(values: list[str]) -> list[str]:
-    for value in values:
-        patterns.check(value)
-    return values
+from monitor.rules.patterns import check_all
 
 
 class PhraseParams(Params):
@@ -27,7 +22,7 @@ class PhraseParams(Params):
     # default "text" view decodes as leetspeak; identifiers are matched there
     view: ViewName = "text"
 
-    _check = field_validator("patterns", "exclude")(_valid)
+    _check = field_validator("patterns", "exclude")(check_all)
 
 
 class PhraseDetector(Detector, name="phrases"):
@@ -59,7 +54,7 @@ class TargetedParams(Params):
     exclude: list[str] = []
     score: float = Field(default=1.0, ge=0.0, le=1.0)
 
-    _check = field_validator("targets", "terms", "exclude")(_valid)
+    _check = field_validator("targets", "terms", "exclude")(check_all)
 
 
 class TargetedDetector(Detector, name="targeted"):
@@ -105,10 +100,10 @@ class LexiconParams(Params):
     @field_validator("terms")
     @classmethod
     def _check_terms(cls, value: dict[str, float]) -> dict[str, float]:
-        _valid(list(value))
+        check_all(list(value))
         return value
 
-    _check = field_validator("exclude")(_valid)
+    _check = field_validator("exclude")(check_all)
 
 
 class LexiconDetector(Detector, name="lexicon"):
