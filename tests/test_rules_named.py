@@ -39,6 +39,10 @@ def _find(text: str, detector: NamedPersonDetector = DETECTOR) -> str | None:
     ("Zoé Côté a un IEP", "Zoé Côté"),
     # words that are not names are trimmed from the run, the rest is the name
     ("Congrats Marcus Dunn, even after being suspended!", "Congrats Marcus Dunn"),
+    # a capitalised word before a title: the name starts at the title
+    ("Isn't Mr. Lopes the one who got suspended?", "Mr. Lopes"),
+    ("Dear Mrs. Wong, my son has an IEP", "Mrs. Wong"),
+    ("Thanks Coach Dyer, Ali got suspended", "Coach Dyer"),
 ])
 def test_a_named_person_with_a_private_topic_is_found(text: str, name: str) -> None:
     assert _find(text) == name

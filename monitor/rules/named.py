@@ -16,6 +16,7 @@ day), and neither is a topic word alone ("the hospital fundraiser"): both must o
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 
 import re2
@@ -116,6 +117,14 @@ def _tokens(run: str) -> list[str]:
     return [t.rstrip(".,") for t in run.split()]
 
 
+def _title_offset(run: str) -> int:
+    """Where the first title after a run's first word starts (the run holds one)."""
+    starts = [m.start() for m in re.finditer(r"\S+", run)]
+    words = _tokens(run)
+    return next(at for at, w in zip(starts[1:], words[1:], strict=True)
+                if w.casefold() in _TITLES)
+
+
 class NamedPersonParams(Params):
     # RE2 patterns on the normalised text (lower case, accents folded): the private topics;
     # one of them must occur anywhere in the comment
@@ -177,6 +186,15 @@ class NamedPersonDetector(Detector, name="named_person"):
         """
         for start, end in patterns.spans(self._names, clean):
             folded = [w.casefold() for w in _tokens(clean[start:end])]
+            if titled and folded[0] not in _TITLES and any(w in _TITLES for w in folded[1:]):
+                # "Thanks Mr. Patel", "Isn't Mr. Patel's": a capitalised word before the
+                # title took it into its run, and the surname after the title's dot was
+                # left out; the name is the run that starts at the title
+                at = start + _title_offset(clean[start:end])
+                found = next(patterns.spans(self._names, clean[at:]), None)
+                if found is not None and found[0] == 0:
+                    start, end = at, at + found[1]
+                    folded = [w.casefold() for w in _tokens(clean[start:end])]
             if folded[0] in _TITLES:
                 surname = [w for w in folded if w not in _TITLES]
                 if titled and surname and surname[0] not in self._not_names:
