@@ -78,6 +78,9 @@ def test_the_prefilter_is_the_topics() -> None:
     ("my son Tyson has an IEP now", "my son Tyson"),
     ("The Peterson kids got suspended again", "The Peterson kids"),
     ("Zainab from 7B has an IEP", "Zainab from 7B"),
+    # given names in a list
+    ("the seating chart marks who has an IEP: Liam, Sana and Oscar", "Liam, Sana"),
+    ("Rooming list for the trip: Carter & Eli got suspended", "Carter & Eli"),
 ])
 def test_other_references_to_one_person(text: str, reference: str) -> None:
     assert _find(text) == reference
@@ -88,6 +91,8 @@ def test_other_references_to_one_person(text: str, reference: str) -> None:
     "@school_nurse_office how do I fill in the IEP form",  # an office's handle
     "the Monday kids got suspended",  # not a name
     "Happy's family owes on the lunch account",  # "Happy" is in not_names
+    "Monday and Friday the lunch account portal is down",  # a list of not_names
+    "Grade 4, Room 12 got suspended from recess",  # "Grade" and "Room" are not names
 ])
 def test_references_that_are_not_a_person(text: str) -> None:
     assert _find(text) is None

@@ -42,8 +42,8 @@ _NAME_RUN = (
 # Other ways a comment points at one person: a personal handle (a dot, an underscore or
 # digits: "@lily.chen.07", "@the_real_mia_k"; not "@BirchCreekPS"), a named child's
 # relative ("Hailey's dad"), a relative's child by name ("my son Tyson", "our foster
-# daughter Jasmine"), a family ("the Peterson kids") and a name with a homeroom
-# ("Zainab from 7B")
+# daughter Jasmine"), a family ("the Peterson kids"), a name with a homeroom
+# ("Zainab from 7B") and given names in a list ("Liam, Sana and Oscar", "Carter & Eli")
 _RELATIVES = (r"(?:dad|mom|mum|mother|father|parents|family|brother|sister|grandma|grandpa"
               r"|stepdad|stepmom|aunt|uncle)")
 _CHILDREN = (r"(?:son|daughter|foster (?:daughter|son|kid|child)|stepson|stepdaughter|nephew"
@@ -54,6 +54,7 @@ _REFERENCE = (
     rf"|\b(?:[Mm]y|[Oo]ur|[Hh]er|[Hh]is)\s+{_CHILDREN}\s+\p{{Lu}}\p{{Ll}}+"
     r"|\b[Tt]he\s+\p{Lu}\p{Ll}+\s+(?:kids|family|boys|girls|twins|children)\b"
     r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+(?:[0-9]{1,2}[A-Z]|(?:Rm|Room|Gr|Grade)\.?\s?[0-9]{1,3})\b"
+    r"|\b\p{Lu}\p{Ll}+(?:,\s*|\s+(?:and|&)\s+)\p{Lu}\p{Ll}+\b"
 )
 # Capitalised words that are not names: sentence openers, greetings, days and months,
 # school, place and platform words (a rule's `not_names` adds its own)
@@ -109,6 +110,7 @@ _ORG_WORDS = frozenset(("school", "office", "nurse", "dept", "department", "boar
                         "team", "library", "athletics", "guidance", "admin", "official",
                         "council", "ps", "ss", "ci", "hs", "dsb", "class", "room", "teacher",
                         "principal", "pta", "news", "info"))
+_LIST = re.compile(r",|&|\sand\s")  # a reference that lists given names: each must be a name
 _FRAMES = frozenset(("my", "our", "her", "his", "the"))  # words around a reference
 _TITLES = frozenset(w.casefold() for title in _TITLE_WORDS for w in title.split())
 
@@ -215,8 +217,10 @@ class NamedPersonDetector(Detector, name="named_person"):
             # "the Monday kids", "Happy's family": the capitalised word must be a name
             words = [w.removesuffix("'s").removesuffix("’s").casefold()
                      for w in clean[start:end].split() if w[:1].isupper()]
-            name = next((w for w in words if w not in _FRAMES), "")
-            if name not in self._not_names:
+            names = [w for w in words if w not in _FRAMES] or [""]
+            if not _LIST.search(clean[start:end]):
+                names = names[:1]  # the rest is a room or a relative: "Tyler in Rm 7"
+            if not self._not_names.intersection(names):
                 yield start, end
 
     def _followed(self, clean: str, end: int) -> bool:
