@@ -78,6 +78,7 @@ def test_the_prefilter_is_the_topics() -> None:
     ("my son Tyson has an IEP now", "my son Tyson"),
     ("The Peterson kids got suspended again", "The Peterson kids"),
     ("Zainab from 7B has an IEP", "Zainab from 7B"),
+    ("my friend Tasha in gr 8 got suspended", "Tasha in gr 8"),
     # given names in a list
     ("the seating chart marks who has an IEP: Liam, Sana and Oscar", "Liam, Sana"),
     ("Rooming list for the trip: Carter & Eli got suspended", "Carter & Eli"),

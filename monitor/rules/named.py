@@ -53,7 +53,7 @@ _REFERENCE = (
     rf"|\b\p{{Lu}}\p{{Ll}}+['’]s\s+{_RELATIVES}\b"
     rf"|\b(?:[Mm]y|[Oo]ur|[Hh]er|[Hh]is)\s+{_CHILDREN}\s+\p{{Lu}}\p{{Ll}}+"
     r"|\b[Tt]he\s+\p{Lu}\p{Ll}+\s+(?:kids|family|boys|girls|twins|children)\b"
-    r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+(?:[0-9]{1,2}[A-Z]|(?:Rm|Room|Gr|Grade)\.?\s?[0-9]{1,3})\b"
+    r"|\b\p{Lu}\p{Ll}+\s+(?:from|in)\s+(?:[0-9]{1,2}[A-Za-z]|(?:[Rr]m|[Rr]oom|[Gg]r|[Gg]rade)\.?\s?[0-9]{1,3})\b"
     r"|\b\p{Lu}\p{Ll}+(?:,\s*|\s+(?:and|&)\s+)\p{Lu}\p{Ll}+\b"
 )
 # Capitalised words that are not names: sentence openers, greetings, days and months,
