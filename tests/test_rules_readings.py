@@ -54,6 +54,15 @@ def test_despaced_joins_single_letters_and_keeps_word_gaps() -> None:
     assert readings.despaced("a normal sentence with a b c") is None
 
 
+def test_despaced_parts_a_digit_run_from_a_letter_run() -> None:
+    # one space everywhere: the house number still ends where the street's name starts
+    found = readings.despaced("lives at 1 7 3 h i l l c r e s t, drives")
+    assert found is not None and found[0] == "lives at 173 hillcrest, drives"
+    # a letter among digits (a zero written as "o") is part of the number
+    found = readings.despaced("call 4 1 6 5 5 5 o 1 3 8 now")
+    assert found is not None and found[0] == "call 416555o138 now"
+
+
 def test_digit_separators_only_between_digit_groups() -> None:
     text = "416^555^0186, 613 + 555 + 0176 at 3:15, 647\n555\n0121"
     out = readings.digit_separators(text)

@@ -74,6 +74,18 @@ _SPACED_OUT = re.compile(r"(?:(?<![a-z0-9])[a-z0-9] ){3,}[a-z0-9](?![a-z0-9])")
 SPACED_OUT_HINT = r"(?:^|[^a-z0-9])(?:[a-z0-9] ){3,}[a-z0-9](?:[^a-z0-9]|$)"  # RE2
 
 
+def _run_boundary(text: str, i: int, j: int) -> bool:
+    """Whether the space text[i:j] parts spaced-out digits from spaced-out letters ("1 7 3
+    h i l l c r e s t" is "173 hillcrest"): two or more of each on either side.  One odd
+    character among digits ("5 5 5 o 1 4 3", a zero written as a letter) stays joined."""
+    before, after = text[i - 1], text[j]
+    if before.isdigit() == after.isdigit():
+        return False
+    return (i >= 3 and text[i - 2] == " " and text[i - 3].isdigit() == before.isdigit()
+            and j + 2 < len(text) and text[j + 1] == " "
+            and text[j + 2].isdigit() == after.isdigit() and text[j + 2].isalnum())
+
+
 def despaced(text: str) -> tuple[str, list[int]] | None:
     """`text` with spaced-out letters joined, and the original index of each character;
     None when nothing is spaced out."""
@@ -93,7 +105,7 @@ def despaced(text: str) -> tuple[str, list[int]] | None:
             single_before = i > 0 and text[i - 1].isalnum() and (i < 2 or not text[i - 2].isalnum())
             single_after = (j < n and text[j].isalnum()
                             and (j + 1 >= n or not text[j + 1].isalnum()))
-            if not (j - i == 1 and single_before and single_after):
+            if not (j - i == 1 and single_before and single_after) or _run_boundary(text, i, j):
                 out.append(" ")
                 starts.append(i)
             i = j
