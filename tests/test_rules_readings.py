@@ -61,6 +61,9 @@ def test_despaced_parts_a_digit_run_from_a_letter_run() -> None:
     # a letter among digits (a zero written as "o") is part of the number
     found = readings.despaced("call 4 1 6 5 5 5 o 1 3 8 now")
     assert found is not None and found[0] == "call 416555o138 now"
+    # letters then digits are one word: a handle or an e-mail's local part
+    found = readings.despaced("d a n n y p 1 2 at o u t l o o k")
+    assert found is not None and found[0] == "dannyp12 at outlook"
 
 
 def test_digit_separators_only_between_digit_groups() -> None:

@@ -75,15 +75,13 @@ SPACED_OUT_HINT = r"(?:^|[^a-z0-9])(?:[a-z0-9] ){3,}[a-z0-9](?:[^a-z0-9]|$)"  # 
 
 
 def _run_boundary(text: str, i: int, j: int) -> bool:
-    """Whether the space text[i:j] parts spaced-out digits from spaced-out letters ("1 7 3
-    h i l l c r e s t" is "173 hillcrest"): two or more of each on either side.  One odd
-    character among digits ("5 5 5 o 1 4 3", a zero written as a letter) stays joined."""
-    before, after = text[i - 1], text[j]
-    if before.isdigit() == after.isdigit():
-        return False
-    return (i >= 3 and text[i - 2] == " " and text[i - 3].isdigit() == before.isdigit()
-            and j + 2 < len(text) and text[j + 1] == " "
-            and text[j + 2].isdigit() == after.isdigit() and text[j + 2].isalnum())
+    """Whether the space text[i:j] ends spaced-out digits that spaced-out letters follow
+    ("1 7 3 h i l l c r e s t" is "173 hillcrest", a house number and its street): two or
+    more of each.  Letters then digits stay joined ("d a n n y p 1 2" is a handle), and
+    so does one odd character among digits ("5 5 5 o 1 4 3", a zero written as "o")."""
+    return (text[i - 1].isdigit() and text[j].isalpha()
+            and i >= 3 and text[i - 2] == " " and text[i - 3].isdigit()
+            and j + 2 < len(text) and text[j + 1] == " " and text[j + 2].isalpha())
 
 
 def despaced(text: str) -> tuple[str, list[int]] | None:
