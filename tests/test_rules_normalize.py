@@ -32,6 +32,7 @@ def _span_of(text: str, needle: str) -> str:
         ("killllll", "kill"),
         ("k i l l", "kill"),
         ("s.u.i.c.i.d.e", "suicide"),
+        ("s/u/i/c/i/d/e", "suicide"),
         ("$hit", "shit"),
         ("b!tch", "bitch"),
         ("Élève À L’ÉCOLE", "eleve a l'ecole"),
@@ -46,7 +47,8 @@ def test_evasions_are_undone(original: str, normalised: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["help!!", "call 705-555-0143 at 5pm", "jo@school.ca", "il y a à faire", "grade 7 rocks"],
+    ["help!!", "call 705-555-0143 at 5pm", "jo@school.ca", "il y a à faire", "grade 7 rocks",
+     "w/o a doubt", "and/or"],
 )
 def test_digits_punctuation_and_french_survive(text: str) -> None:
     folded = normalize(text).folded.text
