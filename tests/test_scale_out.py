@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from monitor.service import Service
 from tests.conftest import _pg_schema_url, base_config
 
 POLICYWATCH = str(Path(sys.executable).parent / "policywatch")
+T = TypeVar("T")
 CRISIS = "i want to kill myself, nobody would care"
 PRINCIPAL = "principal@central.example"
 OWNER = "owner@central.example"
@@ -236,12 +237,15 @@ def all_polls(ws: list[Worker]) -> list[Poll]:
     return sorted((p for w in ws for p in w.polls()), key=lambda p: p.at)
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    """The predicate's first truthy value (what it found, not a second look that may
+    differ: a worker can finish its batch between two calls)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (found := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what}")
         time.sleep(0.2)
+    return found
 
 
 def double_polls(polls: list[Poll], interval: float) -> list[str]:
@@ -413,8 +417,7 @@ def test_a_killed_workers_accounts_are_taken_over_after_its_lease(
                         return w
             return None
 
-        wait_until(busy_worker, 60, "a worker in the middle of its first batch")
-        victim = busy_worker()
+        victim = wait_until(busy_worker, 60, "a worker in the middle of its first batch")
         assert victim is not None and victim.worker_id is not None
         victim.kill()
         killed_at = datetime.now(UTC)
