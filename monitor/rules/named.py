@@ -111,20 +111,17 @@ _ORG_WORDS = frozenset(("school", "office", "nurse", "dept", "department", "boar
                         "council", "ps", "ss", "ci", "hs", "dsb", "class", "room", "teacher",
                         "principal", "pta", "news", "info"))
 _LIST = re.compile(r",|&|\sand\s")  # a reference that lists given names: each must be a name
+# compiled once for every rule and engine that uses the detector (they hold no rule's data)
+_NAMES = re2.compile(_NAME_RUN, options(case_sensitive=True))
+_REFERENCES = re2.compile(_REFERENCE, options(case_sensitive=True))
+# a title inside a run of capitalised words ("Thanks Mr", "Isn't Mr"): where the name starts
+_INNER_TITLE = re.compile(rf"\s{_TITLE}\b")
 _FRAMES = frozenset(("my", "our", "her", "his", "the"))  # words around a reference
 _TITLES = frozenset(w.casefold() for title in _TITLE_WORDS for w in title.split())
 
 
 def _tokens(run: str) -> list[str]:
     return [t.rstrip(".,") for t in run.split()]
-
-
-def _title_offset(run: str) -> int:
-    """Where the first title after a run's first word starts (the run holds one)."""
-    starts = [m.start() for m in re.finditer(r"\S+", run)]
-    words = _tokens(run)
-    return next(at for at, w in zip(starts[1:], words[1:], strict=True)
-                if w.casefold() in _TITLES)
 
 
 class NamedPersonParams(Params):
@@ -168,8 +165,6 @@ class NamedPersonDetector(Detector, name="named_person"):
         self._topics = patterns.compile_any(params.topics) if params.topics else None
         self._after = patterns.compile_any(params.after) if params.after else None
         self._exclude = patterns.compile_any(params.exclude) if params.exclude else None
-        self._names = re2.compile(_NAME_RUN, options(case_sensitive=True))
-        self._references = re2.compile(_REFERENCE, options(case_sensitive=True))
         self._not_names = NOT_NAMES | {w.casefold() for w in params.not_names}
 
     def prefilter(self) -> Prefilter:
@@ -186,14 +181,16 @@ class NamedPersonDetector(Detector, name="named_person"):
         Hill"); what is left must be two words or more, or a title and a surname (not
         with `titled=False`).
         """
-        for start, end in patterns.spans(self._names, clean):
+        for start, end in patterns.spans(_NAMES, clean):
             folded = [w.casefold() for w in _tokens(clean[start:end])]
-            if titled and folded[0] not in _TITLES and any(w in _TITLES for w in folded[1:]):
+            inner = (_INNER_TITLE.search(clean, start, end)
+                     if titled and folded[0] not in _TITLES else None)
+            if inner is not None:
                 # "Thanks Mr. Patel", "Isn't Mr. Patel's": a capitalised word before the
                 # title took it into its run, and the surname after the title's dot was
                 # left out; the name is the run that starts at the title
-                at = start + _title_offset(clean[start:end])
-                found = next(patterns.spans(self._names, clean[at:]), None)
+                at = inner.start() + 1
+                found = next(patterns.spans(_NAMES, clean[at:]), None)
                 if found is not None and found[0] == 0:
                     start, end = at, at + found[1]
                     folded = [w.casefold() for w in _tokens(clean[start:end])]
@@ -208,7 +205,7 @@ class NamedPersonDetector(Detector, name="named_person"):
 
     def _reference_spans(self, clean: str) -> Iterator[tuple[int, int]]:
         """The other references to one person (`_REFERENCE`)."""
-        for start, end in patterns.spans(self._references, clean):
+        for start, end in patterns.spans(_REFERENCES, clean):
             if clean[start] == "@":
                 parts = re2.split(r"[._0-9]+", clean[start + 1:end].casefold())
                 if not _ORG_WORDS.intersection(parts):
