@@ -32,8 +32,9 @@ _SCHOOL_PLACE = (
     r"\b(?:school|ecole|office|bureau)(?:'?s)?\s+(?:mailing\s+)?(?:address|postal code"
     r"|adresse|code postal)\b|\b(?:address|adresse|postal code|code postal)\s+(?:for|of|de|du)"
     r"\s+(?:the\s+|la\s+|l'?\s*)?(?:school|ecole|office|bureau|commission scolaire"
-    r"|conseil scolaire|gps)\b|\b(?:the school|l'?ecole|the gym|le gymnase|l'?arena)"
-    r"\s+(?:is\s+at|est\s+au|c'?est\s+au)\b"
+    r"|conseil scolaire|gps)\b|\b(?:(?:the|our) school|(?:l'?|notre\s+|votre\s+)ecole|the gym"
+    r"|le gymnase|l'?arena)"
+    r"\s+(?:is\s+at|is\s+located\s+at|est\s+au|c'?est\s+au|est\s+situee?\s+au)\b"
 )
 _CONTEXT = 60  # characters before a hit searched for what makes it public
 
