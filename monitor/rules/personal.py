@@ -241,7 +241,7 @@ _BUSINESS_BEFORE = patterns.program(
     r"|center|theatre|caisse|inc|ltd|store|magasin|pharmacy|pharmacie|library|bibliotheque"
     r"|church|eglise|legion|hall|salle|community|communautaire|plaza|mall|hotel|dentist"
     r"|dental|ymca|bank|banque|museum|musee|studio|dealership|bakery|boulangerie"
-    r"|depanneur)\b"
+    r"|depanneur|gymnase|gym|ecole|school|bureaux|offices)\b"
 )
 _HOME_WORDS = patterns.program(
     r"\b(?:live|lives|living|house|place|apartment|apt|maison|habite|habitons|reste"

@@ -152,8 +152,8 @@ INDEPENDENT_SPLIT = "indep"
 # corpus and its own idea of each category (see the docs)
 ROUND_PREFIXES = ("pi_dev", INDEPENDENT_SPLIT)
 # Rounds no detector or head was tuned or fitted on: each session's release check (in
-# session 9 indep22/23, in session 10 indep50/51 in English and indep52/53 in French)
-HELD_OUT_ROUNDS = frozenset({"indep22", "indep23", "indep50", "indep51", "indep52", "indep53"})
+# session 9 indep22/23, in session 10 indep50/51 in English and indep54/55 in French)
+HELD_OUT_ROUNDS = frozenset({"indep22", "indep23", "indep50", "indep51", "indep54", "indep55"})
 
 
 def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
