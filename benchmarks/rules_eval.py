@@ -5,7 +5,9 @@ lines the patterns were tuned on), the held-out split (written before any tuning
 both, plus a "blind" split read from tests/corpus/heldout3_<lang>.jsonl when that
 file exists (a set written by someone else and never read while tuning; skipped
 silently when absent, and not part of "all").
-Usage: `.venv/bin/python benchmarks/rules_eval.py [-v] [--only=SPLIT,...]`; -v also
+Usage: `.venv/bin/python benchmarks/rules_eval.py [-v] [--only=SPLIT,...] [--markdown]`;
+--markdown also prints the summary table of docs/detection-quality.md (one row per
+split: P / R per category, F1 for inappropriate language; held-out rounds marked); -v also
 lists every misclassified line (blind lines too: do not run -v while tuning if the
 blind set must stay unseen); `--only=pi_dev4` prints those splits alone (a first look at
 a new tuning round without measuring the blind set once more).  Exit code 0 (the
@@ -27,6 +29,7 @@ from monitor.model import Detection  # noqa: E402
 from monitor.rules.engine import RuleEngine  # noqa: E402
 from monitor.rules.quality import (  # noqa: E402
     CATEGORIES,
+    HELD_OUT_ROUNDS,
     ROUND_PREFIXES,
     Example,
     Scores,
@@ -55,6 +58,36 @@ def crisis_stages(examples: list[Example], found: list[list[Detection]]) -> dict
                             sum(s and not w for w, s in zip(want, said, strict=True)),
                             sum(w and not s for w, s in zip(want, said, strict=True)))
     return out
+
+
+def _cell(s: Scores, f1: bool = False) -> str:
+    """A docs table cell: blank without positives, in parentheses under ten of them."""
+    positives = s.tp + s.fn
+    if not positives:
+        return ""
+    text = f"{s.f1:.3f}" if f1 else f"{s.precision:.3f} / {s.recall:.3f}"
+    return text if positives >= 10 else f"({text})"
+
+
+def markdown(evaluated: list[tuple[str, str, list[Example], list[list[Detection]]]]) -> str:
+    """The summary table of docs/detection-quality.md, one row per language and split."""
+    lines = ["| lang | split | crisis P / R | personal information P / R "
+             "| inappropriate language F1 | bullying P / R | spam P / R |",
+             "|---|---|---|---|---|---|---|"]
+    for lang, split, examples, found in evaluated:
+        if split in ("dev", "heldout"):  # "all" is both
+            continue
+        s = score(examples, [categories(d) for d in found])
+        name = f"{split} ({len(examples)})"
+        if split == "blind":
+            name = f"**{name}**"
+        elif split in HELD_OUT_ROUNDS:
+            name = f"{name}, held out"
+        cells = [_cell(s["crisis"]), _cell(s["personal_information"]),
+                 _cell(s["inappropriate_language"], f1=True), _cell(s["bullying"]),
+                 _cell(s["spam"])]
+        lines.append(f"| {lang} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -97,6 +130,8 @@ def main() -> int:
             stages.add_section()
     console.print(stages)
     console.print(f"categories: {', '.join(CATEGORIES)}; {len(problems)} misclassified lines")
+    if "--markdown" in sys.argv[1:]:
+        print(markdown(evaluated))
     if verbose:
         for line in problems:
             console.print(line, markup=False, highlight=False)
