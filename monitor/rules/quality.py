@@ -16,6 +16,7 @@ from pathlib import Path
 from monitor.model import Detection, Subject, SubjectKind
 from monitor.rules.engine import RuleEngine
 from monitor.rules.text_model import HEADS as MODEL_HEADS
+from monitor.rules.text_model import ROUND_HEADS
 
 CATEGORIES = ("crisis", "bullying", "inappropriate_language", "personal_information", "spam")
 _CATEGORY_OF_RULE = {"protected_student": "personal_information"}
@@ -113,16 +114,16 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
 
 
 def round_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
-    """Rows only the personal-information head is also fitted on: {"text", "lang",
-    "personal_information"}, from every tuning round (pi_dev*, indep*) except
-    `HELD_OUT_ROUNDS`.
+    """Rows only the heads of `ROUND_HEADS` (crisis, personal information) are also
+    fitted on: {"text", "lang", "round", one bool per such head}, from every tuning
+    round (pi_dev*, indep*) except `HELD_OUT_ROUNDS`.
 
-    Why these: each round is a new writer's idea of private detail, and about forty of
+    Why these: each round is a new writer's idea of private detail, and about fifty of
     them (4,800 personal-information lines) are what lets a linear model find the kinds
-    no pattern was written for; the main training rows hold 550.  The crisis, bullying
-    and spam heads never see them, so every round still measures those heads.  A round
-    line whose letters equal a held-out or blind line, or a line already kept, is left
-    out.
+    no pattern was written for (the main training rows hold 550); their ordinary
+    comments teach the crisis head what a new writer's non-crisis posts look like.  The
+    bullying and spam heads never see them.  A round line whose letters equal a
+    held-out or blind line, or a line already kept, is left out.
     """
     splits = {lang: load_splits(corpus_dir, lang) for lang in ("en", "fr")}
     unseen = {letters_key(e.text) for by_split in splits.values()
@@ -140,7 +141,7 @@ def round_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
                     continue
                 seen.add(e.text)
                 rows.append({"text": e.text, "lang": lang, "round": split,
-                             "personal_information": "personal_information" in e.labels})
+                             **{head: head in e.labels for head in ROUND_HEADS}})
     return rows
 
 
