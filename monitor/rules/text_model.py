@@ -11,10 +11,13 @@ second head costs little.
 
 Training rows are built by `monitor.rules.quality.model_training_rows` from
 tests/corpus (the dev split and train/; never a held-out or blind line) and copied to
-`data/text_model_train.jsonl`; `benchmarks/text_model_cv.py --write` fits them and
-writes `data/text_model.npz` (plain float arrays, no pickle).  At run time the weights are
-only loaded.  Known idioms (`data/crisis_idioms.txt`) are blanked before the model reads
-a text, in training and at run time alike; the weights record a digest of that list.
+`data/text_model_train.jsonl`; the heads of `ROUND_HEADS` (crisis, personal
+information) are also fitted on the tuning rounds' lines (`round_training_rows`,
+`data/text_model_rounds.jsonl`; never a held-out round).  `benchmarks/text_model_cv.py
+--write` fits them and writes `data/text_model.npz` (plain float arrays, no pickle).
+At run time the weights are only loaded.  Known idioms (`data/crisis_idioms.txt`) are
+blanked before the model reads a text, in training and at run time alike; the weights
+record a digest of that list.
 
 Features (on the engine's normalised `text` view): char_wb n-grams 2-5 (n-grams inside
 space-padded words, as scikit-learn's ``char_wb``) and word 1-2 grams, hashed into
