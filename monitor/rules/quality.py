@@ -118,8 +118,8 @@ def round_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
     fitted on: {"text", "lang", "round", one bool per such head}, from every tuning
     round (pi_dev*, indep*) except `HELD_OUT_ROUNDS`.
 
-    Why these: each round is a new writer's idea of private detail, and about fifty of
-    them (4,800 personal-information lines) are what lets a linear model find the kinds
+    Why these: each round is a new writer's idea of private detail, and some seventy of
+    them (6,000 personal-information lines) are what lets a linear model find the kinds
     no pattern was written for (the main training rows hold 550); their ordinary
     comments teach the crisis head what a new writer's non-crisis posts look like.  The
     bullying and spam heads never see them.  A round line whose letters equal a

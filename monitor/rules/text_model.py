@@ -75,7 +75,7 @@ HEADS: tuple[str, ...] = get_args(Head)  # one logistic regression each, in this
 # Heads also fitted on the tuning rounds' lines (ROUND_TRAINING_FILE), with the idf of the
 # main rows so the other heads' weights and the shared norm stay what they were.  Why:
 # private detail comes in more kinds than 550 training lines show, and the rounds hold
-# 4,800; their ordinary comments, written by fifty-odd writers, also teach the crisis head
+# 6,000; their ordinary comments, by some seventy writers, also teach the crisis head
 # what a new writer's non-crisis posts look like (its urgent false alarms on held-out
 # rounds fell by half).
 ROUND_HEADS: tuple[str, ...] = ("crisis", "personal_information")
