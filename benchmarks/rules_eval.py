@@ -12,6 +12,9 @@ lists every misclassified line (blind lines too: do not run -v while tuning if t
 blind set must stay unseen); `--only=pi_dev4` prints those splits alone (a first look at
 a new tuning round without measuring the blind set once more).  Exit code 0 (the
 targets are asserted by tests/test_rules_corpus.py, not here).
+Since session 10 the classifier's crisis and personal-information heads are fitted on
+the tuning rounds, so those categories' figures on a round are in-sample unless the
+round is in `HELD_OUT_ROUNDS` (marked "held out" by --markdown).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The classifier (`monitor/rules/text_model.py`) is fitted on the training rows that
 `monitor.rules.quality.model_training_rows` collects from tests/corpus (dev split of the
 main corpora plus tests/corpus/train/*.jsonl; never the held-out split or the blind
-set); its personal-information head also on the tuning rounds' lines
-(`round_training_rows`; never a round of `HELD_OUT_ROUNDS`), grouped by round in the
-folds so each round is scored as a new writer.  This script prints, per language,
+set); its crisis and personal-information heads (`ROUND_HEADS`) also on the tuning
+rounds' lines (`round_training_rows`; never a round of `HELD_OUT_ROUNDS`), grouped by
+round in the folds so each round is scored as a new writer.  This script prints, per language,
 the out-of-fold precision and recall of "phrase rules OR model score >= t" for a grid
 of t, for one head (crisis by default),
 on 5 folds grouped by the letters of each line (so an evasion variant never sits in
