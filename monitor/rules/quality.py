@@ -153,8 +153,10 @@ INDEPENDENT_SPLIT = "indep"
 # corpus and its own idea of each category (see the docs)
 ROUND_PREFIXES = ("pi_dev", INDEPENDENT_SPLIT)
 # Rounds no detector or head was tuned or fitted on: each session's release check (in
-# session 9 indep22/23, in session 10 indep50/51 in English and indep54/55 in French)
-HELD_OUT_ROUNDS = frozenset({"indep22", "indep23", "indep50", "indep51", "indep54", "indep55"})
+# session 9 indep22/23; in session 10 indep50/51 in English, indep54/55 in French, and
+# indep70-75, six French rounds written after the last refit)
+HELD_OUT_ROUNDS = frozenset({"indep22", "indep23", "indep50", "indep51", "indep54", "indep55",
+                             *(f"indep{n}" for n in range(70, 76))})
 
 
 def load_splits(corpus_dir: Path, language: str) -> dict[str, list[Example]]:
