@@ -5,8 +5,10 @@ lines the patterns were tuned on), the held-out split (written before any tuning
 both, plus a "blind" split read from tests/corpus/heldout3_<lang>.jsonl when that
 file exists (a set written by someone else and never read while tuning; skipped
 silently when absent, and not part of "all").
-Usage: `.venv/bin/python benchmarks/rules_eval.py [-v] [--only=SPLIT,...] [--markdown]`;
---markdown also prints the summary table of docs/detection-quality.md (one row per
+Usage: `.venv/bin/python benchmarks/rules_eval.py [-v] [--only=SPLIT,...] [--markdown]
+[--pooled]`; --pooled also prints each category's counts summed over the tuning rounds
+evaluated, per language (`--only=indep50,indep51 --pooled`: a held-out pair as one
+figure); --markdown also prints the summary table of docs/detection-quality.md (one row per
 split: P / R per category, F1 for inappropriate language; held-out rounds marked); -v also
 lists every misclassified line (blind lines too: do not run -v while tuning if the
 blind set must stay unseen); `--only=pi_dev4` prints those splits alone (a first look at
@@ -93,6 +95,26 @@ def markdown(evaluated: list[tuple[str, str, list[Example], list[list[Detection]
     return "\n".join(lines)
 
 
+def pooled(evaluated: list[tuple[str, str, list[Example], list[list[Detection]]]]) -> str:
+    """Each category's counts summed over the rounds evaluated, per language."""
+    lines = []
+    for lang in ("en", "fr"):
+        rounds = [(split, examples, found) for lg, split, examples, found in evaluated
+                  if lg == lang and split.startswith(ROUND_PREFIXES)]
+        if not rounds:
+            continue
+        totals = {c: Scores(0, 0, 0) for c in CATEGORIES}
+        for _, examples, found in rounds:
+            for c, s in score(examples, [categories(d) for d in found]).items():
+                t = totals[c]
+                totals[c] = Scores(t.tp + s.tp, t.fp + s.fp, t.fn + s.fn)
+        names = "+".join(split for split, _, _ in rounds)
+        for c, t in totals.items():
+            lines.append(f"{lang} {names} {c}: P {t.precision:.3f} R {t.recall:.3f} "
+                         f"(tp {t.tp}, fp {t.fp}, fn {t.fn})")
+    return "\n".join(lines)
+
+
 def main() -> int:
     verbose = "-v" in sys.argv[1:]
     only = {name for a in sys.argv[1:] if a.startswith("--only=")
@@ -135,6 +157,8 @@ def main() -> int:
     console.print(f"categories: {', '.join(CATEGORIES)}; {len(problems)} misclassified lines")
     if "--markdown" in sys.argv[1:]:
         print(markdown(evaluated))
+    if "--pooled" in sys.argv[1:]:
+        print(pooled(evaluated))
     if verbose:
         for line in problems:
             console.print(line, markup=False, highlight=False)

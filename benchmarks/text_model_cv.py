@@ -4,13 +4,12 @@ The classifier (`monitor/rules/text_model.py`) is fitted on the training rows th
 `monitor.rules.quality.model_training_rows` collects from tests/corpus (dev split of the
 main corpora plus tests/corpus/train/*.jsonl; never the held-out split or the blind
 set); its crisis and personal-information heads (`ROUND_HEADS`) also on the tuning
-rounds' lines (`round_training_rows`; never a round of `HELD_OUT_ROUNDS`), grouped by
-round in the folds so each round is scored as a new writer.  This script prints, per language,
-the out-of-fold precision and recall of "phrase rules OR model score >= t" for a grid
-of t, for one head (crisis by default),
-on 5 folds grouped by the letters of each line (so an evasion variant never sits in
-another fold than its original).  The shipped thresholds are read off this table,
-never off the blind set.
+rounds' lines (`round_training_rows`; never a round of `HELD_OUT_ROUNDS`).  This script
+prints, per language, the out-of-fold precision and recall of "phrase rules OR model
+score >= t" for a grid of t, for one head (crisis by default), on 5 folds grouped by the
+letters of each line (so an evasion variant never sits in another fold than its
+original) and, for a tuning round's lines, by round (each round scored as a new
+writer).  The shipped thresholds are read off this table, never off the blind set.
 
 Usage:
   .venv/bin/python benchmarks/text_model_cv.py [--head=bullying]          # the table
@@ -120,9 +119,9 @@ def main() -> int:
                           "" if t is None else f"{mp:.3f} / {mr:.3f}")
         table.add_section()
     console.print(table)
-    fine = np.round(np.arange(0.01, 1.0, 0.01), 2)
     if head in ADDED_PRECISION_GOALS:
         return print_added(console, head, labels, scores, rules, langs)
+    fine = np.round(np.arange(0.01, 1.0, 0.01), 2)
     for goal in RECALL_GOALS[head]:
         best = {}
         for lang in ("en", "fr"):

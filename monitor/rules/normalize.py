@@ -296,8 +296,8 @@ _RUN = re.compile(r"([a-z])\1\1+")
 # "s.u.i.c.i.d.e", "s/u/i/c/i/d/e" (not "w/o a": a slash and a space do not mix).
 _SPACED = re2.compile(
     r"(?:^|[^a-z0-9'])((?:[a-z][ ._*\-]){2,}[a-z]|(?:[a-z]/){2,}[a-z])(?:[^a-z0-9']|$)")
-_SPACED_HINT = re.compile(
-    r"(?<![a-z0-9'])(?:[a-z][ ._*\-][a-z][ ._*\-][a-z]|[a-z]/[a-z]/[a-z])(?![a-z0-9'])")
+_SPACED_THREE = r"(?:[a-z][ ._*\-][a-z][ ._*\-][a-z]|[a-z]/[a-z]/[a-z])"  # the shortest _SPACED
+_SPACED_HINT = re.compile(rf"(?<![a-z0-9']){_SPACED_THREE}(?![a-z0-9'])")
 _SEPARATORS = frozenset(" ._*/-")
 
 # The three gates above as one RE2 Set, so a comment that needs none of the steps (most
@@ -310,7 +310,7 @@ _GATE_LEET, _GATE_RUN, _GATE_SPACED = 0, 1, 2
 _gates = set_matcher(search_set((
     _LEET_GATE.pattern,
     "|".join(letter * 3 for letter in "abcdefghijklmnopqrstuvwxyz"),
-    r"(?:^|[^a-z0-9'])(?:[a-z][ ._*\-][a-z][ ._*\-][a-z]|[a-z]/[a-z]/[a-z])(?:[^a-z0-9']|$)",
+    rf"(?:^|[^a-z0-9']){_SPACED_THREE}(?:[^a-z0-9']|$)",
 ), case_sensitive=True))  # which of the leetspeak, run and spaced-letter gates a folded text passes
 _JOINABLE = frozenset("bcdefghjklmnpqrstvwxz")  # letters that are not one-letter words
 

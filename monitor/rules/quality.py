@@ -9,7 +9,7 @@ a category is predicted when any rule of that category fires.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +96,7 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
     sources: list[tuple[str, list[Example]]] = [(lang, splits[lang]["dev"]) for lang in splits]
     for path in sorted((corpus_dir / TRAIN_DIR).glob("*.jsonl")):
         sources.append((path.name[:2], load_corpus(path, split="train")))
-    unseen = {letters_key(e.text) for by_split in splits.values()
-              for split, examples in by_split.items()
-              if split in ("heldout", BLIND_SPLIT) or split.startswith(ROUND_PREFIXES)
-              for e in examples}
+    unseen = _letters_of(splits, lambda split: split.startswith(ROUND_PREFIXES))
     seen: set[str] = set()
     rows: list[dict[str, object]] = []
     for lang, examples in sources:
@@ -111,6 +108,16 @@ def model_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
             rows.append({"text": e.text, "lang": lang,
                          **{head: head in e.labels for head in MODEL_HEADS}})
     return rows
+
+
+def _letters_of(splits: dict[str, dict[str, list[Example]]],
+                measured: Callable[[str], bool]) -> set[str]:
+    """The letters of every line a head must never be fitted on: the held-out split, the
+    blind set, and the splits `measured` names."""
+    return {letters_key(e.text) for by_split in splits.values()
+            for split, examples in by_split.items()
+            if split in ("heldout", BLIND_SPLIT) or measured(split)
+            for e in examples}
 
 
 def round_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
@@ -126,10 +133,7 @@ def round_training_rows(corpus_dir: Path) -> list[dict[str, object]]:
     held-out or blind line, or a line already kept, is left out.
     """
     splits = {lang: load_splits(corpus_dir, lang) for lang in ("en", "fr")}
-    unseen = {letters_key(e.text) for by_split in splits.values()
-              for split, examples in by_split.items()
-              if split in ("heldout", BLIND_SPLIT) or split in HELD_OUT_ROUNDS
-              for e in examples}
+    unseen = _letters_of(splits, HELD_OUT_ROUNDS.__contains__)
     seen = {str(r["text"]) for r in model_training_rows(corpus_dir)}
     rows: list[dict[str, object]] = []
     for lang, by_split in splits.items():

@@ -391,10 +391,10 @@ def fit_training_rows() -> TextModel:
     rounds = round_training_rows()
     more = fit(texts + [prepare(r["text"]) for r in rounds],
                head_labels(rows + rounds, ROUND_HEADS), idf=np.sqrt(main.idf_squared))
-    fitted = {**{h: (main.weighted_idf[i], main.bias[i]) for i, h in enumerate(main.heads)},
-              **{h: (more.weighted_idf[i], more.bias[i]) for i, h in enumerate(more.heads)}}
-    return TextModel(HEADS, np.vstack([fitted[h][0] for h in HEADS]), main.idf_squared,
-                     np.asarray([fitted[h][1] for h in HEADS]))
+    heads = list(main.heads + more.heads)
+    order = [heads.index(h) for h in HEADS]
+    return TextModel(HEADS, np.vstack([main.weighted_idf, more.weighted_idf])[order],
+                     main.idf_squared, np.concatenate([main.bias, more.bias])[order])
 
 
 _lock = threading.Lock()
